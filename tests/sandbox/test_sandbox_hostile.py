@@ -225,6 +225,53 @@ def test_secrets_in_the_environment_are_not_visible(monkeypatch: pytest.MonkeyPa
     ]
 
 
+def _visible_parent() -> Path:
+    """A writable directory that samples see (they get their own /tmp, /var/tmp, /dev/shm)."""
+    private = ("/tmp", "/var/tmp", "/dev/shm")
+    for candidate in (Path.cwd(), Path("/srv"), Path("/opt")):
+        if not str(candidate.resolve()).startswith(private) and os.access(candidate, os.W_OK):
+            return candidate
+    pytest.skip("no writable directory outside the private tmp mounts")
+
+
+@pytest.fixture
+def home_with_a_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path, str]]:
+    """A home directory anyone could read, and a control directory beside it."""
+    import shutil
+    import tempfile
+
+    parent = Path(tempfile.mkdtemp(prefix=".codeduel-test-", dir=_visible_parent()))
+    parent.chmod(0o755)
+    secret = f"-----BEGIN OPENSSH PRIVATE KEY----- {uuid.uuid4().hex}"
+    for name in ("home", "control"):
+        (parent / name / ".ssh").mkdir(mode=0o755, parents=True)
+        (parent / name).chmod(0o755)
+        (parent / name / ".ssh" / "id_ed25519").write_text(secret)
+        (parent / name / ".ssh" / "id_ed25519").chmod(0o644)
+    monkeypatch.setenv("HOME", str(parent / "home"))
+    yield parent / "home", parent / "control", secret
+    shutil.rmtree(parent)
+
+
+def test_the_users_home_is_hidden(home_with_a_key: tuple[Path, Path, str]) -> None:
+    home, control, secret = home_with_a_key
+    read = (
+        "import os\nprint(sorted(os.listdir({d!r})))\n"
+        "print(open({d!r} + '/.ssh/id_ed25519').read())\n"
+    )
+    with Sandbox(workers=1) as box:
+        # The control: the same files outside the home are readable to a sample.
+        seen = box.run(read.format(d=str(control)), 5.0)
+        hidden = box.run(read.format(d=str(home)), 5.0)
+        # The interpreter still works: its own directories are mounted back.
+        assert box.run("import json, sqlite3, decimal\n", 5.0).status == "passed"
+    assert seen.status == "passed" and secret in seen.stdout
+    assert hidden.status == "error"
+    assert hidden.stdout.splitlines()[0] == "[]"
+    assert "FileNotFoundError" in hidden.detail
+    assert secret not in hidden.stdout + hidden.stderr
+
+
 def test_scratch_directory_is_writable(sandbox: Sandbox) -> None:
     program = "import tempfile\nopen('here.txt', 'w').write('x')\ntempfile.mkstemp()\n"
     assert sandbox.run(program, 5.0).status == "passed"

@@ -23,6 +23,7 @@ import codeduel
 from codeduel.errors import SandboxError, UnsafeSandboxError
 from codeduel.sandbox._protocol import (
     DISABLE_ENV,
+    HIDE_ENV,
     NOT_ROOT,
     ChannelClosed,
     read_message,
@@ -67,6 +68,16 @@ def _worker_command(*args: str) -> list[str]:
     return [sys.executable, "-P", "-s", "-m", "codeduel.sandbox._worker", *args]
 
 
+def _homes() -> list[str]:
+    """The caller's home directories: $HOME and the password database's, when they differ."""
+    import pwd
+
+    homes = [os.path.expanduser("~")]
+    with contextlib.suppress(KeyError):
+        homes.append(pwd.getpwuid(os.getuid()).pw_dir)
+    return sorted(set(homes))
+
+
 def _worker_env() -> dict[str, str]:
     """Workers never see the caller's environment, so no secret can reach a sample."""
     env = {
@@ -76,6 +87,7 @@ def _worker_env() -> dict[str, str]:
         "LC_ALL": "C.UTF-8",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
+        HIDE_ENV: os.pathsep.join(_homes()),
     }
     if DISABLE_ENV in os.environ:
         env[DISABLE_ENV] = os.environ[DISABLE_ENV]

@@ -48,6 +48,7 @@ from typing import Any, NoReturn
 from codeduel.sandbox import _linux as linux
 from codeduel.sandbox._protocol import (
     DISABLE_ENV,
+    HIDE_ENV,
     NOT_ROOT,
     MessageBuffer,
     encode_message,
@@ -304,25 +305,37 @@ def _enter_worker_ipc_namespace() -> None:
             file.write(value)
 
 
-def find_exposed(uid: int, gid: int) -> tuple[tuple[str, str], ...]:
-    """Directories that keep `uid` from the interpreter and its packages (pyenv under /root).
+def find_exposed(
+    uid: int, gid: int, homes: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a tmpfs hides from samples, and the interpreter's directories mounted back in it.
 
-    Returns (hidden, bind) pairs: `hidden` is a directory the sample's uid cannot enter on the
-    way to the Python installation; a tmpfs covers it and only `bind` is mounted back inside."""
+    Hidden: the user's home directories, and any directory that `uid` cannot enter on the way
+    to the Python installation (pyenv under /root). Returns (hidden, binds): a tmpfs covers
+    each hidden directory, and only the interpreter's own directories under them (binds) come
+    back, so nothing else of a home (keys, credentials, the run store) can be read by a sample.
+    """
     needed = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *sys.path}
     needed.add(os.path.dirname(sys.executable))
     needed |= {os.path.realpath(path) for path in needed}
-    pairs: set[tuple[str, str]] = set()
+    needed = {p.rstrip("/") for p in needed if p.startswith("/") and os.path.isdir(p)}
+    hidden = {os.path.realpath(h) for h in homes if os.path.isdir(h)} - {"/"}
     for path in needed:
-        if not path.startswith("/") or not os.path.isdir(path):
-            continue
         parts = path.strip("/").split("/")
         for depth in range(len(parts) - 1):
             directory = "/" + "/".join(parts[:depth])
             if not _can_enter(os.stat(directory), uid, gid):
-                pairs.add((directory, os.path.join(directory, parts[depth])))
+                hidden.add(directory)
                 break
-    return tuple(sorted(pairs))
+    tops = {h for h in hidden if not any(h != o and _inside(h, o) for o in hidden)}
+    binds = {path for path in needed if any(_inside(path, top) for top in tops)}
+    # One bind of a directory brings back everything under it.
+    outer = {b for b in binds if not any(b != o and _inside(b, o) for o in binds)}
+    return tuple(sorted(tops)), tuple(sorted(outer))
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 def _can_enter(info: os.stat_result, uid: int, gid: int) -> bool:
@@ -333,18 +346,18 @@ def _can_enter(info: os.stat_result, uid: int, gid: int) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
-def _enter_worker_mount_namespace(exposed: tuple[tuple[str, str], ...]) -> None:
+def _enter_worker_mount_namespace(exposed: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+    hidden, binds = exposed
     linux.unshare(linux.CLONE_NEWNS)
     # Without this, mounts made here would propagate back to the host's mount table.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     # Opened before the tmpfs hides them; a bind through /proc/self/fd needs no path access.
-    handles = [
-        (hidden, bind, os.open(bind, os.O_PATH | os.O_DIRECTORY)) for hidden, bind in exposed
-    ]
-    for hidden in sorted({hidden for hidden, _ in exposed}):
-        linux.mount("tmpfs", hidden, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=1m,mode=755")
-    for _, bind, handle in handles:
-        os.mkdir(bind, 0o755)
+    handles = [(bind, os.open(bind, os.O_PATH | os.O_DIRECTORY)) for bind in binds]
+    for directory in hidden:
+        flags = linux.MS_NOSUID | linux.MS_NODEV
+        linux.mount("tmpfs", directory, "tmpfs", flags, "size=1m,mode=755")
+    for bind, handle in handles:
+        os.makedirs(bind, 0o755, exist_ok=True)
         linux.mount(f"/proc/self/fd/{handle}", bind, None, linux.MS_BIND | linux.MS_REC)
         os.close(handle)
 
@@ -771,7 +784,8 @@ def enter_worker_namespaces(root: bool, ids: tuple[int, int]) -> _Steps:
 
     The last step, `server_pid_namespace`, makes this process's next child the pid 1 of a new
     pid namespace: that child becomes the fork server."""
-    exposed = find_exposed(*ids) if root else ()
+    homes = tuple(filter(None, os.environ.pop(HIDE_ENV, "").split(os.pathsep)))
+    exposed = find_exposed(*ids, homes)
     _raise_oom_score()  # inherited by the fork server and every sample
     steps = _Steps(None, None, frozenset())
     steps.run("user_namespace", lambda: _enter_worker_user_namespace(root, *ids))
