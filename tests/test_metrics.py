@@ -12,6 +12,7 @@ from codeduel.metrics import (
     Estimate,
     Summary,
     mcnemar,
+    paired_difference_ci,
     pass_at_k,
     pass_at_k_ci,
     percentile,
@@ -238,3 +239,54 @@ def test_mcnemar_large_counts_stay_finite() -> None:
 def test_mcnemar_rejects_negative_counts() -> None:
     with pytest.raises(ValueError):
         mcnemar(-1, 3)
+
+
+def _paired(both: int, only_a: int, only_b: int, neither: int) -> tuple[list[bool], list[bool]]:
+    a = [True] * (both + only_a) + [False] * (only_b + neither)
+    b = [True] * both + [False] * only_a + [True] * only_b + [False] * neither
+    return a, b
+
+
+@given(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40), st.integers(0, 40))
+def test_paired_difference_ci_holds_its_estimate_and_mirrors(
+    both: int, only_a: int, only_b: int, neither: int
+) -> None:
+    if both + only_a + only_b + neither == 0:
+        return
+    a, b = _paired(both, only_a, only_b, neither)
+    est = paired_difference_ci(a, b)
+    assert est.n_tasks == len(a)
+    assert est.value == pytest.approx((only_a - only_b) / len(a))
+    assert -1.0 <= est.low <= est.value <= est.high <= 1.0
+    mirrored = paired_difference_ci(b, a)
+    assert mirrored.low == pytest.approx(-est.high)
+    assert mirrored.high == pytest.approx(-est.low)
+
+
+def test_paired_difference_ci_approaches_the_wald_interval_for_many_tasks() -> None:
+    # 20,000 tasks: Newcombe's interval and the textbook Wald interval of a paired difference
+    # (d ± z·sqrt(b + c − (b − c)²/n) / n) must agree to about the third decimal.
+    both, only_a, only_b, neither = 9000, 2600, 1800, 6600
+    n = both + only_a + only_b + neither
+    est = paired_difference_ci(*_paired(both, only_a, only_b, neither))
+    d = (only_a - only_b) / n
+    half = 1.959964 * math.sqrt(only_a + only_b - (only_a - only_b) ** 2 / n) / n
+    assert est.low == pytest.approx(d - half, abs=5e-4)
+    assert est.high == pytest.approx(d + half, abs=5e-4)
+
+
+def test_paired_difference_ci_is_wider_with_fewer_tasks_and_excludes_zero_when_clear() -> None:
+    few = paired_difference_ci(*_paired(5, 3, 0, 2))
+    many = paired_difference_ci(*_paired(50, 30, 0, 20))
+    assert many.high - many.low < few.high - few.low
+    assert many.low > 0 and few.low < 0.05
+    # No task changed: the interval is around zero, not the single point.
+    same = paired_difference_ci(*_paired(6, 0, 0, 4))
+    assert same.value == 0 and same.low < 0 < same.high
+
+
+def test_paired_difference_ci_rejects_unpaired_input() -> None:
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_difference_ci([True], [True, False])
+    with pytest.raises(ValueError, match="no tasks"):
+        paired_difference_ci([], [])

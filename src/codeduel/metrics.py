@@ -11,6 +11,7 @@ __all__ = [
     "Estimate",
     "Summary",
     "mcnemar",
+    "paired_difference_ci",
     "pass_at_k",
     "pass_at_k_ci",
     "percentile",
@@ -87,6 +88,40 @@ def _wilson(successes: int, trials: int, z: float) -> tuple[float, float]:
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
     return centre - half, centre + half
+
+
+def paired_difference_ci(
+    a: Sequence[bool], b: Sequence[bool], confidence: float = 0.95
+) -> Estimate:
+    """pass rate of A minus that of B on the same tasks, with Newcombe's interval for paired
+    proportions (1998, method 10: both Wilson intervals, joined through their correlation).
+
+    It stays inside [-1, 1] and does not collapse to a point when few tasks differ, as the
+    Wald interval of a paired difference does.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need equal lengths, got {len(a)} and {len(b)}")
+    if not a:
+        raise ValueError("a paired difference of no tasks")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    n = len(a)
+    both = sum(x and y for x, y in zip(a, b, strict=True))
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    neither = n - both - only_a - only_b
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    p1, p2 = (both + only_a) / n, (both + only_b) / n
+    l1, u1 = _wilson(both + only_a, n, z)
+    l2, u2 = _wilson(both + only_b, n, z)
+    cross = both * neither - only_a * only_b
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    # Newcombe's continuity-corrected correlation; 0 where a margin is empty.
+    phi = (max(cross - n / 2, 0) if cross > 0 else cross) / math.sqrt(margins) if margins else 0.0
+    below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    d = p1 - p2
+    return Estimate(d, max(-1.0, d - below), min(1.0, d + above), n)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
