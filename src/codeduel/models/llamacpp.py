@@ -9,14 +9,16 @@ import resource
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import Field
 
 from codeduel.errors import ModelFileError
+from codeduel.models._llama_batch import BatchEngine, TokenSink
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 from codeduel.models.bundled import BUNDLED, resolve_model_file
@@ -33,6 +35,8 @@ class LlamaCppOptions(ProviderOptions):
     flash_attn: bool = False
     use_mmap: bool = True
     verbose: bool = False
+    # Sequences decoded together (continuous batching); 1 decodes one call at a time.
+    parallel: int = Field(default=1, ge=1, le=256)
 
 
 def render_chat(
@@ -84,6 +88,10 @@ class LlamaCppProvider(Provider):
         super().__init__(model, options)
         assert isinstance(options, LlamaCppOptions)
         self.opts: LlamaCppOptions = options
+        # The interface declares capabilities per class; `parallel` refines this instance's.
+        self.capabilities = replace(  # type: ignore[misc]
+            type(self).capabilities, max_concurrency=options.parallel
+        )
         self._llm: llama_cpp.Llama | None = None
         self._path: Path | None = None
         self._template = _FALLBACK_TEMPLATE
@@ -91,6 +99,7 @@ class LlamaCppProvider(Provider):
         self._bos = ""
         self._eos = ""
         self._lock = threading.Lock()
+        self._engine: BatchEngine | None = None
 
     def load(self) -> llama_cpp.Llama:
         """Load the weights (once); model file problems become one clear error."""
@@ -125,72 +134,91 @@ class LlamaCppProvider(Provider):
         return self._family
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
+        if self.opts.parallel > 1:
+            return await self._generate_batched(messages, config)
         return await asyncio.to_thread(self._generate, messages, config)
 
     def _generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         with self._lock:
             llm = self.load()
-            prompt = render_chat(
-                self._template, messages, config.prefill, bos_token=self._bos, eos_token=self._eos
-            )
-            return self._complete(llm, prompt, config)
+            return self._complete(llm, self.render(messages, config), config)
 
-    def _complete(self, llm: llama_cpp.Llama, prompt: str, config: GenerateConfig) -> ModelOutput:
-        start = time.perf_counter()
+    def render(self, messages: Sequence[Message], config: GenerateConfig) -> str:
+        """The prompt text the model sees (load first)."""
+        return render_chat(
+            self._template, messages, config.prefill, bos_token=self._bos, eos_token=self._eos
+        )
+
+    def _prepare(self, llm: llama_cpp.Llama, prompt: str, config: GenerateConfig) -> _Stream:
         # The template may write the BOS token itself; llama.cpp adds it when the vocab asks.
         body = prompt.removeprefix(self._bos) if self._bos else prompt
         tokens = llm.tokenize(body.encode("utf-8"), add_bos=True, special=True)
         budget = min(config.max_tokens, self.opts.n_ctx - len(tokens))
-        stops = tuple(config.stop) + self._family.end_of_turn
-        longest_stop = max((len(s) for s in stops), default=0)
+        return _Stream(llm, tokens, tuple(config.stop) + self._family.end_of_turn, budget)
+
+    def _complete(self, llm: llama_cpp.Llama, prompt: str, config: GenerateConfig) -> ModelOutput:
+        start = time.perf_counter()
+        stream = self._prepare(llm, prompt, config)
         if config.temperature > 0:
             llm.set_seed(config.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = ""
-        n_out = 0
         ttft: float | None = None
-        finish: FinishReason = "length"
-        vocab = llm._model.vocab
-        previous = list(tokens)
         generator = llm.generate(
-            tokens,
+            stream.prompt_tokens,
             temp=config.temperature,
             top_p=config.top_p if config.temperature > 0 else 1.0,
             top_k=0 if config.temperature > 0 else 1,
             min_p=0.0,
             repeat_penalty=1.0,
         )
-        for token in generator:
-            if ttft is None:
-                ttft = time.perf_counter() - start
-            if n_out >= budget:
-                break
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                finish = "stop"
-                break
-            n_out += 1
-            piece = decoder.decode(llm.detokenize([token], prev_tokens=previous))
-            previous.append(token)
-            text += piece
-            if stops and piece:
-                window = text[-(longest_stop + len(piece)) :]
-                hits = [window.find(s) for s in stops if s in window]
-                if hits:
-                    text = text[: len(text) - len(window) + min(hits)]
-                    finish = "stop"
+        if stream.budget > 0:
+            for token in generator:
+                if ttft is None:
+                    ttft = time.perf_counter() - start
+                if stream.push(token):
                     break
         generator.close()
-        latency = time.perf_counter() - start
+        return self._output(stream, prompt, time.perf_counter() - start, ttft)
+
+    async def _generate_batched(
+        self, messages: Sequence[Message], config: GenerateConfig
+    ) -> ModelOutput:
+        engine, llm = await asyncio.to_thread(self._engine_and_model)
+        prompt = self.render(messages, config)
+        stream = self._prepare(llm, prompt, config)
+        if stream.budget <= 0:
+            return self._output(stream, prompt, 0.0, None)
+        done = await asyncio.wrap_future(engine.submit(stream.prompt_tokens, config, stream))
+        # Timed from the moment the request took a slot: queueing for one is not the call's.
+        ttft = done.first_token - done.started if done.first_token is not None else None
+        return self._output(stream, prompt, done.ended - done.started, ttft)
+
+    def _engine_and_model(self) -> tuple[BatchEngine, llama_cpp.Llama]:
+        with self._lock:
+            llm = self.load()
+            if self._engine is None:
+                self._engine = BatchEngine(
+                    llm._model.model,
+                    llm.context_params,
+                    slots=self.opts.parallel,
+                    n_ctx_per_slot=self.opts.n_ctx,
+                    n_batch=self.opts.n_batch,
+                )
+            return self._engine, llm
+
+    def _output(
+        self, stream: _Stream, prompt: str, latency: float, ttft: float | None
+    ) -> ModelOutput:
         return ModelOutput(
-            text=text,
-            finish_reason=finish,
-            prompt_tokens=len(tokens),
-            completion_tokens=n_out,
+            text=stream.text,
+            finish_reason=stream.finish,
+            prompt_tokens=len(stream.prompt_tokens),
+            completion_tokens=stream.n_out,
             latency_s=latency,
             ttft_s=ttft,
             prompt_text=prompt,
             peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             peak_vram_bytes=self._vram_bytes(),
+            extra={"parallel": self.opts.parallel},
         )
 
     def _vram_bytes(self) -> int | None:
@@ -227,9 +255,50 @@ class LlamaCppProvider(Provider):
         }
 
     def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+
+
+class _Stream(TokenSink):
+    """Sampled tokens to text; done at end of generation, a stop string or the token budget."""
+
+    def __init__(
+        self, llm: llama_cpp.Llama, prompt_tokens: list[int], stops: tuple[str, ...], budget: int
+    ) -> None:
+        self.llm = llm
+        self.prompt_tokens = prompt_tokens
+        self.stops = stops
+        self.budget = budget
+        self.text = ""
+        self.n_out = 0
+        self.finish: FinishReason = "length"
+        self._longest_stop = max((len(s) for s in stops), default=0)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._previous = list(prompt_tokens)
+        self._vocab = llm._model.vocab
+
+    def push(self, token: int) -> bool:
+        if self.n_out >= self.budget:
+            return True
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            self.finish = "stop"
+            return True
+        self.n_out += 1
+        piece = self._decoder.decode(self.llm.detokenize([token], prev_tokens=self._previous))
+        self._previous.append(token)
+        self.text += piece
+        if self.stops and piece:
+            window = self.text[-(self._longest_stop + len(piece)) :]
+            hits = [window.find(s) for s in self.stops if s in window]
+            if hits:
+                self.text = self.text[: len(self.text) - len(window) + min(hits)]
+                self.finish = "stop"
+                return True
+        return self.n_out >= self.budget
 
 
 def _token_text(llm: llama_cpp.Llama, token: int) -> str:

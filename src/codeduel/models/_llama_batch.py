@@ -1,0 +1,239 @@
+"""Continuous batching on llama.cpp: many sequences decode together in one context.
+
+One thread owns a llama.cpp context with a KV stream per slot. Each step it puts one token of
+every decoding sequence, plus as much of the waiting prompts as the batch holds, into a single
+`llama_decode`, then samples each sequence from its own row of logits. A request takes a free
+slot as soon as one is released, so a repair turn or the next task joins the batch at once
+instead of waiting for the batch to drain (what llama.cpp's own server calls continuous
+batching). Imported only by the `llamacpp` provider.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import ctypes
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import llama_cpp
+
+from codeduel.errors import ModelError
+from codeduel.models._types import GenerateConfig
+
+__all__ = ["BatchEngine", "Finished", "TokenSink"]
+
+
+class TokenSink(Protocol):
+    """What a sequence does with each sampled token; returns True once the sequence is done."""
+
+    def push(self, token: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Finished:
+    """When a request's first token came and when it ended (perf_counter seconds)."""
+
+    started: float
+    first_token: float | None
+    ended: float
+
+
+@dataclass
+class _Request:
+    tokens: list[int]
+    config: GenerateConfig
+    sink: TokenSink
+    future: concurrent.futures.Future[Finished]
+
+
+@dataclass
+class _Slot:
+    seq_id: int
+    request: _Request
+    sampler: ctypes.c_void_p
+    started: float
+    n_past: int = 0
+    # The last sampled token, still to be decoded, once the prompt is in.
+    pending: int | None = None
+    first_token: float | None = None
+    rows: list[int] = field(default_factory=list)
+
+    @property
+    def prefilling(self) -> bool:
+        return self.n_past < len(self.request.tokens)
+
+
+class BatchEngine:
+    """Decodes up to `slots` sequences at once on `model` (a llama.cpp model pointer)."""
+
+    def __init__(
+        self,
+        model: llama_cpp.llama_model_p,
+        base: llama_cpp.llama_context_params,
+        *,
+        slots: int,
+        n_ctx_per_slot: int,
+        n_batch: int,
+    ) -> None:
+        params = llama_cpp.llama_context_params.from_buffer_copy(base)
+        params.n_ctx = slots * n_ctx_per_slot
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = slots
+        # One KV stream per sequence: each attends to its own cells only.
+        params.kv_unified = False
+        params.no_perf = True
+        ctx = llama_cpp.llama_init_from_model(model, params)
+        if ctx is None:
+            raise ModelError(f"llama.cpp could not create a context for {slots} sequences")
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.slots = slots
+        self.n_ctx_per_slot = llama_cpp.llama_n_ctx(ctx) // slots
+        self._n_batch = n_batch
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._queue: collections.deque[_Request] = collections.deque()
+        self._free = list(range(slots - 1, -1, -1))
+        self._active: list[_Slot] = []
+        self._cv = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, tokens: list[int], config: GenerateConfig, sink: TokenSink
+    ) -> concurrent.futures.Future[Finished]:
+        future: concurrent.futures.Future[Finished] = concurrent.futures.Future()
+        with self._cv:
+            if self._closing:
+                raise ModelError("the llama.cpp batch engine is closed")
+            self._queue.append(_Request(tokens, config, sink, future))
+            self._cv.notify()
+        return future
+
+    def close(self) -> None:
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+        self._thread.join()
+        for slot in self._active:
+            llama_cpp.llama_sampler_free(slot.sampler)
+            _fail(slot.request.future, ModelError("the llama.cpp batch engine was closed"))
+        for request in self._queue:
+            _fail(request.future, ModelError("the llama.cpp batch engine was closed"))
+        self._active.clear()
+        self._queue.clear()
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._ctx)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closing and not self._queue and not self._active:
+                    self._cv.wait()
+                if self._closing:
+                    return
+                self._admit()
+            if not self._active:
+                continue
+            try:
+                self._step()
+            except Exception as exc:  # a failed decode fails every sequence in it
+                for slot in list(self._active):
+                    self._release(slot, error=exc)
+
+    def _admit(self) -> None:
+        while self._queue and self._free:
+            request = self._queue.popleft()
+            if request.future.cancelled():
+                continue
+            seq_id = self._free.pop()
+            llama_cpp.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+            self._active.append(
+                _Slot(seq_id, request, _sampler(request.config), time.perf_counter())
+            )
+
+    def _step(self) -> None:
+        batch = self._batch
+        n = 0
+
+        def add(slot: _Slot, token: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = slot.n_past
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = slot.seq_id
+            batch.logits[n] = logits
+            if logits:
+                slot.rows.append(n)
+            slot.n_past += 1
+            n += 1
+
+        for slot in self._active:
+            slot.rows.clear()
+            if slot.pending is not None:
+                add(slot, slot.pending, True)
+                slot.pending = None
+        # Prompts fill what is left of the batch, oldest request first.
+        for slot in self._active:
+            tokens = slot.request.tokens
+            while slot.prefilling and n < self._n_batch:
+                add(slot, tokens[slot.n_past], slot.n_past == len(tokens) - 1)
+        batch.n_tokens = n
+        code = llama_cpp.llama_decode(self._ctx, batch)
+        if code != 0:
+            raise ModelError(f"llama_decode failed with code {code}")
+        now = time.perf_counter()
+        for slot in list(self._active):
+            if not slot.rows:
+                continue
+            token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, slot.rows[-1])
+            if slot.first_token is None:
+                slot.first_token = now
+            done = slot.request.future.cancelled() or slot.request.sink.push(token)
+            if done or slot.n_past >= self.n_ctx_per_slot:
+                self._release(slot)
+            else:
+                slot.pending = token
+
+    def _release(self, slot: _Slot, error: BaseException | None = None) -> None:
+        self._active.remove(slot)
+        llama_cpp.llama_sampler_free(slot.sampler)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+        self._free.append(slot.seq_id)
+        future = slot.request.future
+        if error is not None:
+            _fail(future, error)
+        else:
+            _resolve(future, Finished(slot.started, slot.first_token, time.perf_counter()))
+
+
+def _sampler(config: GenerateConfig) -> ctypes.c_void_p:
+    """Greedy for temperature 0, else top-p then temperature then a seeded draw."""
+    if config.temperature <= 0:
+        sampler: ctypes.c_void_p = llama_cpp.llama_sampler_init_greedy()
+        return sampler
+    params = llama_cpp.llama_sampler_chain_default_params()
+    chain: ctypes.c_void_p = llama_cpp.llama_sampler_chain_init(params)
+    steps = [llama_cpp.llama_sampler_init_top_p(config.top_p, 1)] if config.top_p < 1.0 else []
+    steps.append(llama_cpp.llama_sampler_init_temp(config.temperature))
+    steps.append(llama_cpp.llama_sampler_init_dist(config.seed & 0xFFFFFFFF))
+    for step in steps:
+        llama_cpp.llama_sampler_chain_add(chain, step)
+    return chain
+
+
+def _resolve(future: concurrent.futures.Future[Finished], value: Finished) -> None:
+    # A request cancelled meanwhile (its caller gave up) has nobody to tell.
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_result(value)
+
+
+def _fail(future: concurrent.futures.Future[Finished], error: BaseException) -> None:
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_exception(error)

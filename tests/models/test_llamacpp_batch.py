@@ -1,0 +1,106 @@
+"""Continuous batching on the real tiny model: greedy answers identical to one call at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from codeduel.benchmarks import load_benchmark
+from codeduel.models import GenerateConfig, Message, Model, load_model, parse_model_spec
+from codeduel.prompts import code_prompt
+
+pytestmark = pytest.mark.slow
+
+TINY = parse_model_spec("llamacpp/smollm2-135m-instruct")
+OPTIONS = {"n_threads": "2", "n_ctx": "1024"}
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[tuple[tuple[Message, ...], GenerateConfig]]:
+    """HumanEval prompts with the prefilled fence, at a few token budgets and stops."""
+    tasks = load_benchmark("humaneval").select(limit=6)
+    out = []
+    for i, task in enumerate(tasks):
+        prompt = code_prompt(task)
+        out.append((prompt.messages, prompt.config(GenerateConfig(max_tokens=(40, 120)[i % 2]))))
+    # No fence stop: the answer runs to the end of the turn or the budget.
+    out.append(((Message("user", "Count from 1 to 30, one number a line."),), GenerateConfig(90)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time() -> Iterator[Model]:
+    model = load_model(TINY, OPTIONS)
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def batched() -> Iterator[Model]:
+    model = load_model(TINY, {**OPTIONS, "parallel": "3"})
+    yield model
+    model.close()
+
+
+def _texts(model: Model, prompts: list[tuple[tuple[Message, ...], GenerateConfig]]) -> list:
+    # A wrapper per event loop (its semaphore belongs to one); the provider and engine stay.
+    model = Model(model.spec, model.provider)
+
+    async def go() -> list:
+        return await asyncio.gather(*(model.generate(m, c) for m, c in prompts))
+
+    return asyncio.run(go())
+
+
+def test_greedy_batched_equals_one_at_a_time(
+    one_at_a_time: Model, batched: Model, prompts: list
+) -> None:
+    serial = [asyncio.run(one_at_a_time.generate(m, c)) for m, c in prompts]
+    # More requests than slots: later ones join the batch as earlier ones finish.
+    together = _texts(batched, prompts)
+    assert [o.text for o in together] == [o.text for o in serial]
+    assert [o.completion_tokens for o in together] == [o.completion_tokens for o in serial]
+    assert [o.finish_reason for o in together] == [o.finish_reason for o in serial]
+    assert [o.prompt_tokens for o in together] == [o.prompt_tokens for o in serial]
+    # The budgets and stops did their part: some answers were cut, some ended by themselves.
+    assert {o.finish_reason for o in together} == {"stop", "length"}
+    for out, (_, config) in zip(together, prompts, strict=True):
+        assert out.completion_tokens <= config.max_tokens
+        assert out.ttft_s is not None and 0 < out.ttft_s <= out.latency_s
+        assert out.extra["parallel"] == 3
+
+
+def test_a_cancelled_call_frees_its_slot(batched: Model, prompts: list) -> None:
+    messages, config = prompts[1]
+    batched = Model(batched.spec, batched.provider)
+
+    async def go() -> list:
+        # Fill every slot, cancel all but one mid-generation, then ask again.
+        calls = [asyncio.ensure_future(batched.generate(messages, config)) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        for call in calls[1:]:
+            call.cancel()
+        first = await calls[0]
+        again = await asyncio.wait_for(
+            asyncio.gather(*(batched.generate(messages, config) for _ in range(3))), 120
+        )
+        return [first, *again]
+
+    outputs = asyncio.run(go())
+    assert len({o.text for o in outputs}) == 1
+
+
+def test_sampling_is_seeded_per_call(batched: Model, prompts: list) -> None:
+    messages, _ = prompts[0]
+    hot = [GenerateConfig(max_tokens=60, temperature=1.0, top_p=0.95, seed=s) for s in (1, 1, 2, 3)]
+    outputs = _texts(batched, [(messages, c) for c in hot])
+    assert outputs[0].text == outputs[1].text
+    assert len({o.text for o in outputs}) > 1
+
+
+def test_a_prompt_longer_than_a_slot_generates_nothing(batched: Model) -> None:
+    long = (Message("user", "word " * 1500),)
+    out = asyncio.run(batched.generate(long, GenerateConfig(max_tokens=20)))
+    assert out.completion_tokens == 0 and out.finish_reason == "length"
