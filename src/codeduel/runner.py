@@ -17,7 +17,7 @@ from codeduel.errors import OptionError, StoreError
 from codeduel.models import GenerateConfig, Model, ModelSpec, load_model
 from codeduel.records import SampleRecord
 from codeduel.sandbox import Limits, Sandbox
-from codeduel.store import Run, Store
+from codeduel.store import Run, Store, StoredCalls
 from codeduel.strategies import Context, Strategy, chain_key, get_strategy
 
 __all__ = ["RunOptions", "calibrate_timeouts", "run_benchmark"]
@@ -43,6 +43,8 @@ class RunOptions:
     workers: int | None = None
     # Run untrusted code even where the sandbox lacks REQUIRED_LAYERS (--unsafe-sandbox).
     unsafe_sandbox: bool = False
+    # Answer a greedy call from the store when the same request was answered before.
+    reuse_calls: bool = True
 
     def stored_config(self) -> dict[str, Any]:
         """What must match for `--resume` to continue a run (JSON-normalised, as stored)."""
@@ -178,6 +180,10 @@ def run_benchmark(
     tasks = bench.select(list(opts.task_ids) or None, opts.limit)
     strategy = get_strategy(opts.strategy, opts.strategy_options)
     models = [load_model(spec, opts.model_options.get(str(spec), {})) for spec in opts.models]
+    if opts.reuse_calls:
+        calls = StoredCalls(store)
+        for model in models:
+            model.cache = calls
     workers = opts.workers or os.cpu_count() or 1
     stack = contextlib.ExitStack()
     try:

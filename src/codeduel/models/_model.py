@@ -74,13 +74,15 @@ class Model:
         return hashlib.sha256(blob).hexdigest()
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
+        # Only a greedy call's answer is determined by its request; a sampled one is a new draw.
+        cache = self.cache if config.temperature == 0 else None
         key = self.request_hash(messages, config)
-        if self.cache is not None and key in self.cache:
-            return replace(self.cache[key], extra={**self.cache[key].extra, "cached": True})
+        if cache is not None and key in cache:
+            return replace(cache[key], extra={**cache[key].extra, "cached": True})
         async with self._semaphore:
             output = await self._generate_with_retries(messages, config)
-        if self.cache is not None:
-            self.cache[key] = output
+        if cache is not None:
+            cache[key] = output
         return output
 
     async def _generate_with_retries(
