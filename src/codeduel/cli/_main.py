@@ -147,6 +147,11 @@ def cli() -> None:
     is_flag=True,
     help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
 )
+@click.option(
+    "--no-reuse",
+    is_flag=True,
+    help="Call the model even for a greedy request whose answer is already in the store.",
+)
 @db_option
 def run(
     benchmark: str,
@@ -167,6 +172,7 @@ def run(
     fmt: str,
     no_progress: bool,
     unsafe_sandbox: bool,
+    no_reuse: bool,
     db: Path | None,
 ) -> None:
     """Run BENCHMARK (humaneval, mbpp, or a .jsonl task file) against one or more models."""
@@ -193,6 +199,7 @@ def run(
         timeout_floor_s=timeout,
         workers=workers,
         unsafe_sandbox=unsafe_sandbox,
+        reuse_calls=not no_reuse,
     )
     with _open_store(db) as store, RunProgress(enabled=not no_progress) as progress:
         final = run_benchmark(store, opts, on_start=progress.start, on_sample=progress.advance)
@@ -321,7 +328,14 @@ def _select_runs(store: Store, names: tuple[str, ...]) -> list[Run]:
 
 @cli.command()
 @click.argument("runs", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json", "html"]),
+    default="md",
+    show_default=True,
+    help="md and json: the tables; html: one self-contained page with the tables and plots.",
+)
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -341,13 +355,27 @@ def report(
     db: Path | None,
 ) -> None:
     """Report RUNS (names; default: the latest run) from the store."""
-    from codeduel.report import build_report, render_json, render_markdown
+    from codeduel.report import (
+        build_report,
+        render_html,
+        render_json,
+        render_markdown,
+        time_spreads,
+    )
     from codeduel.util import write_atomic
 
     costs = _cost_settings(prices, watts, kwh_price, hardware_usd, lifetime_months)
     with _open_store(db) as store:
-        data = [build_report(store, r, costs) for r in _select_runs(store, runs)]
-    text = render_json(data) if fmt == "json" else render_markdown(data, costs.local)
+        selected = _select_runs(store, runs)
+        data = [build_report(store, r, costs) for r in selected]
+        # The latency plot's one column per sample, read only for the page that draws it.
+        spreads = {r.name: time_spreads(store, r) for r in selected} if fmt == "html" else {}
+    if fmt == "json":
+        text = render_json(data)
+    elif fmt == "html":
+        text = render_html(data, spreads, costs.local)
+    else:
+        text = render_markdown(data, costs.local)
     if output is None:
         click.echo(text, nl=False)
     else:

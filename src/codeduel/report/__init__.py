@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codeduel.report._html import TimeSpread, render_html, time_spreads
 from codeduel.report._hybrid import Hybrid, build_hybrid
 from codeduel.report._paired import Paired, paired_comparisons
 from codeduel.report._render import RunReport, render_json, render_markdown, run_wall_s
@@ -14,13 +15,16 @@ __all__ = [
     "Paired",
     "ReportRow",
     "RunReport",
+    "TimeSpread",
     "build_hybrid",
     "build_report",
     "build_rows",
     "paired_comparisons",
+    "render_html",
     "render_json",
     "render_markdown",
     "run_wall_s",
+    "time_spreads",
 ]
 
 

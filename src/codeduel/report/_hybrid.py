@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeduel.report._rows import CostSettings, _cost, _is_local
+from codeduel.report._table import Table, markdown_table
 from codeduel.store import Run, Store
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "PrefixPoint",
     "TokenComparison",
     "build_hybrid",
+    "hybrid_intro",
     "hybrid_markdown",
+    "hybrid_tables",
 ]
 
 _MULTI_ATTEMPT = ("repair", "resample")
@@ -305,10 +308,8 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def hybrid_markdown(hybrid: Hybrid) -> list[str]:
-    if not hybrid:
-        return []
-    out = []
+def hybrid_intro(hybrid: Hybrid) -> str:
+    """What the hybrid figures rest on: how many tasks had visible tests to steer by."""
     ran, total = hybrid.visible_tasks
     note = (
         f"Visible tests ran on {ran} of {total} tasks; without them repair and resample stop "
@@ -318,65 +319,91 @@ def hybrid_markdown(hybrid: Hybrid) -> list[str]:
         note += " MBPP's visible test (the assert in the prompt) is also one of the hidden tests."
     else:
         note += " Scores always come from the hidden tests."
-    out += [note, ""]
+    return note
+
+
+def hybrid_tables(hybrid: Hybrid) -> list[Table]:
+    tables = []
     if hybrid.curves:
         longest = max(len(c.pass_after) for c in hybrid.curves)
-        head = " | ".join(f"after {k}" for k in range(1, longest + 1))
-        out += [
-            "Pass@1 % after each attempt (mean completion tokens so far):",
-            "",
-            f"| System | {head} |",
-            "|---|" + "---|" * longest,
-        ]
+        body = []
         for c in hybrid.curves:
             cells = [
                 f"{_pct(p)} ({t:.0f})" for p, t in zip(c.pass_after, c.tokens_after, strict=True)
             ]
             cells += ["–"] * (longest - len(cells))
-            out.append(f"| {c.system} ({c.strategy}) | " + " | ".join(cells) + " |")
-        out.append("")
+            body.append((f"{c.system} ({c.strategy})", *cells))
+        tables.append(
+            Table(
+                ("System", *(f"after {k}" for k in range(1, longest + 1))),
+                tuple(body),
+                caption="Pass@1 % after each attempt (mean completion tokens so far):",
+            )
+        )
     for cmp in hybrid.comparisons:
         where = (
             "this run"
             if cmp.repair_run == cmp.resample_run
             else f"runs {cmp.repair_run} and {cmp.resample_run}"
         )
-        out += [
-            f"Repair vs resample ({where}) for {cmp.system} on {cmp.tasks} tasks, pass@1 % at "
-            "equal completion tokens per task:",
-            "",
-            "| Token budget | Repair | Resample |",
-            "|---|---|---|",
-        ]
+        body = []
         for budget, repair, resample in cmp.points:
             label = "all spent" if budget is None else f"≤ {budget}"
-            out.append(f"| {label} | {_pct(repair)} | {_pct(resample)} |")
-        out.append(
-            f"Mean completion tokens per task: repair {cmp.tokens_mean[0]:.0f}, "
-            f"resample {cmp.tokens_mean[1]:.0f}."
-            + (
-                f" The runs differ in max_tokens ({cmp.max_tokens[0]} vs {cmp.max_tokens[1]})."
-                if cmp.max_tokens[0] != cmp.max_tokens[1]
-                else ""
+            body.append((label, _pct(repair), _pct(resample)))
+        tables.append(
+            Table(
+                ("Token budget", "Repair", "Resample"),
+                tuple(body),
+                caption=f"Repair vs resample ({where}) for {cmp.system} on {cmp.tasks} tasks, "
+                "pass@1 % at equal completion tokens per task:",
+                note=f"Mean completion tokens per task: repair {cmp.tokens_mean[0]:.0f}, "
+                f"resample {cmp.tokens_mean[1]:.0f}."
+                + (
+                    f" The runs differ in max_tokens ({cmp.max_tokens[0]} vs {cmp.max_tokens[1]})."
+                    if cmp.max_tokens[0] != cmp.max_tokens[1]
+                    else ""
+                ),
             )
         )
-        out.append("")
     for cas in hybrid.cascades:
         finals = ", ".join(f"{m} {n}" for m, n in cas.final_models.items())
         share = cas.escalated / cas.samples if cas.samples else 0.0
-        out += [
-            f"Cascade {cas.system}: escalated {cas.escalated}/{cas.samples} "
-            f"({_pct(share)}%); final answer by {finals}.",
-            "",
-            "| Prefix of the chain | Pass@1 % | $ per problem | Tokens per problem "
-            "| Generation s per problem |",
-            "|---|---|---|---|---|",
-        ]
+        body = []
         for point in cas.prefixes:
             usd = "–" if point.usd_per_problem is None else f"${point.usd_per_problem:.4f}"
-            out.append(
-                f"| {' -> '.join(point.models)} | {_pct(point.pass_at_1)} | {usd} "
-                f"| {point.tokens_per_problem:.0f} | {point.generation_s_per_problem:.1f} |"
+            body.append(
+                (
+                    " -> ".join(point.models),
+                    _pct(point.pass_at_1),
+                    usd,
+                    f"{point.tokens_per_problem:.0f}",
+                    f"{point.generation_s_per_problem:.1f}",
+                )
             )
+        tables.append(
+            Table(
+                (
+                    "Prefix of the chain",
+                    "Pass@1 %",
+                    "$ per problem",
+                    "Tokens per problem",
+                    "Generation s per problem",
+                ),
+                tuple(body),
+                caption=f"Cascade {cas.system}: escalated {cas.escalated}/{cas.samples} "
+                f"({_pct(share)}%); final answer by {finals}.",
+            )
+        )
+    return tables
+
+
+def hybrid_markdown(hybrid: Hybrid) -> list[str]:
+    if not hybrid:
+        return []
+    out = [hybrid_intro(hybrid), ""]
+    for table in hybrid_tables(hybrid):
+        out += [table.caption, "", *markdown_table(table)]
+        if table.note:
+            out.append(table.note)
         out.append("")
     return out

@@ -12,9 +12,21 @@ from codeduel.metrics import Estimate, Summary
 from codeduel.report._hybrid import Hybrid, hybrid_markdown
 from codeduel.report._paired import Paired
 from codeduel.report._rows import ReportRow
+from codeduel.report._table import Table, markdown_table
 from codeduel.store import Run
 
-__all__ = ["RunReport", "render_json", "render_markdown", "run_wall_s"]
+__all__ = [
+    "RunReport",
+    "cost_table",
+    "duel_table",
+    "render_json",
+    "render_markdown",
+    "run_heading",
+    "run_notes",
+    "run_wall_s",
+    "unsafe_note",
+    "unsafe_sandbox",
+]
 
 RunReport = tuple[Run, list[ReportRow], list[Paired], Hybrid]
 
@@ -60,32 +72,53 @@ def _system(r: ReportRow) -> str:
     return r.model if r.strategy == "single" else f"{r.model} ({r.strategy})"
 
 
-def _main_table(rows: list[ReportRow]) -> list[str]:
-    lines = [
-        "| System | Pass@1 % (95% CI) | Passed | Time per problem p50 / p95 s | TTFT p50 s "
-        "| Tokens/s (decode) | Tokens in / out | Peak memory MiB | $ per problem "
-        "| $ per solved problem |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def duel_table(rows: list[ReportRow]) -> Table:
+    """The duel table: accuracy, speed, memory and cost of each system."""
+    head = (
+        "System",
+        "Pass@1 % (95% CI)",
+        "Passed",
+        "Time per problem p50 / p95 s",
+        "TTFT p50 s",
+        "Tokens/s (decode)",
+        "Tokens in / out",
+        "Peak memory MiB",
+        "$ per problem",
+        "$ per solved problem",
+    )
+    body = []
     for r in rows:
         memory = _mib(r.peak_vram_bytes) + " VRAM" if r.peak_vram_bytes else _mib(r.peak_rss_bytes)
-        lines.append(
-            f"| {_system(r)} | {_est(r.pass_at_1)} | {r.passed}/{r.samples - r.model_errors} "
-            f"| {_s(r.time_per_problem_s, 'p50')} / {_s(r.time_per_problem_s, 'p95')} "
-            f"| {_s(r.ttft_s, 'p50')} | {_num(r.decode_tokens_per_s)} "
-            f"| {r.prompt_tokens_mean:.0f} / {r.completion_tokens_mean:.0f} | {memory} "
-            f"| {_usd(r.usd_per_problem)} | {_usd(r.usd_per_solved)} |"
+        body.append(
+            (
+                _system(r),
+                _est(r.pass_at_1),
+                f"{r.passed}/{r.samples - r.model_errors}",
+                f"{_s(r.time_per_problem_s, 'p50')} / {_s(r.time_per_problem_s, 'p95')}",
+                _s(r.ttft_s, "p50"),
+                _num(r.decode_tokens_per_s),
+                f"{r.prompt_tokens_mean:.0f} / {r.completion_tokens_mean:.0f}",
+                memory,
+                _usd(r.usd_per_problem),
+                _usd(r.usd_per_solved),
+            )
         )
-    return lines
+    return Table(head, tuple(body))
 
 
-def _cost_table(rows: list[ReportRow], local: LocalCost) -> list[str]:
+def cost_table(rows: list[ReportRow], local: LocalCost) -> Table | None:
+    """Up-front and running cost with the break-even volume; None unless local meets cloud."""
+    if not (any(r.local for r in rows) and any(not r.local for r in rows)):
+        return None
     clouds = [r for r in rows if not r.local and r.usd_per_problem is not None]
-    lines = [
-        "| System | Up-front cost | Running cost per problem | Time per iteration p50 s "
-        "| Break-even |",
-        "|---|---|---|---|---|",
-    ]
+    head = (
+        "System",
+        "Up-front cost",
+        "Running cost per problem",
+        "Time per iteration p50 s",
+        "Break-even",
+    )
+    body = []
     for r in rows:
         upfront = _usd(local.hardware_usd) if r.local else "$0"
         if r.local and clouds and r.usd_per_problem is not None:
@@ -102,11 +135,16 @@ def _cost_table(rows: list[ReportRow], local: LocalCost) -> list[str]:
             verdict = "; ".join(parts)
         else:
             verdict = "–"
-        lines.append(
-            f"| {_system(r)} | {upfront} | {_usd(r.usd_per_problem)} "
-            f"| {_s(r.time_per_problem_s, 'p50')} | {verdict} |"
+        body.append(
+            (
+                _system(r),
+                upfront,
+                _usd(r.usd_per_problem),
+                _s(r.time_per_problem_s, "p50"),
+                verdict,
+            )
         )
-    return lines
+    return Table(head, tuple(body))
 
 
 def _paired_lines(pairs: list[Paired]) -> list[str]:
@@ -130,48 +168,59 @@ def unsafe_sandbox(run: Run) -> bool:
     return isinstance(sandbox, dict) and bool(sandbox.get("unsafe_sandbox"))
 
 
+def run_heading(run: Run) -> str:
+    wall = run_wall_s(run)
+    return f"{run.name} — {run.benchmark}, {run.status}" + (
+        f", {wall:.0f} s wall time" if wall is not None else ""
+    )
+
+
+def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
+    """What the tables leave out: pass@k beyond 1, outcomes, cost bases, run state, sandbox."""
+    notes = []
+    for r in rows:
+        extra = {k: v for k, v in r.pass_at_k.items() if k != 1}
+        if extra:
+            notes.append(
+                f"{_system(r)}: " + ", ".join(f"pass@{k} {_est(e)}%" for k, e in extra.items())
+            )
+        statuses = ", ".join(f"{k} {v}" for k, v in r.statuses.items())
+        notes.append(
+            f"{_system(r)}: {statuses}; {r.hit_token_limit} hit the token limit"
+            + (f"; {r.model_errors} model errors, not scored" if r.model_errors else "")
+        )
+        notes.append(f"{_system(r)} cost basis: {r.cost_basis}")
+    if run.status != "complete":
+        notes.append(f"run {run.name} is {run.status}: continue it with --resume")
+    if unsafe_sandbox(run):
+        notes.append(unsafe_note(run))
+    return notes
+
+
+def unsafe_note(run: Run) -> str:
+    missing = run.provenance["sandbox"].get("missing") or ["none"]
+    return f"run {run.name} was made with --unsafe-sandbox; isolation layers missing: " + ", ".join(
+        missing
+    )
+
+
 def render_markdown(reports: list[RunReport], local: LocalCost | None = None) -> str:
     local = local or LocalCost()
     out: list[str] = []
     for run, rows, pairs, hybrid in reports:
-        wall = run_wall_s(run)
-        out.append(
-            f"## {run.name} — {run.benchmark}, {run.status}"
-            + (f", {wall:.0f} s wall time" if wall is not None else "")
-        )
+        out.append(f"## {run_heading(run)}")
         out.append("")
-        out += _main_table(rows)
+        out += markdown_table(duel_table(rows))
         out.append("")
-        if any(r.local for r in rows) and any(not r.local for r in rows):
-            out += _cost_table(rows, local)
+        costs = cost_table(rows, local)
+        if costs is not None:
+            out += markdown_table(costs)
             out.append("")
         if pairs:
             out.append("Paired comparison (same tasks, first sample each):")
             out += _paired_lines(pairs)
             out.append("")
-        notes = []
-        for r in rows:
-            extra = {k: v for k, v in r.pass_at_k.items() if k != 1}
-            if extra:
-                notes.append(
-                    f"- {_system(r)}: "
-                    + ", ".join(f"pass@{k} {_est(e)}%" for k, e in extra.items())
-                )
-            statuses = ", ".join(f"{k} {v}" for k, v in r.statuses.items())
-            notes.append(
-                f"- {_system(r)}: {statuses}; {r.hit_token_limit} hit the token limit"
-                + (f"; {r.model_errors} model errors, not scored" if r.model_errors else "")
-            )
-            notes.append(f"- {_system(r)} cost basis: {r.cost_basis}")
-        if run.status != "complete":
-            notes.append(f"- run {run.name} is {run.status}: continue it with --resume")
-        if unsafe_sandbox(run):
-            missing = run.provenance["sandbox"].get("missing") or ["none"]
-            notes.append(
-                f"- run {run.name} was made with --unsafe-sandbox; isolation layers missing: "
-                + ", ".join(missing)
-            )
-        out += notes
+        out += [f"- {note}" for note in run_notes(run, rows)]
         if hybrid:
             out.append("")
             out += hybrid_markdown(hybrid)

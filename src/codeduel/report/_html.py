@@ -1,0 +1,488 @@
+"""Render reports as one self-contained HTML page: the Markdown report's tables, each run's
+provenance, and inline SVG plots. Nothing is fetched to view it: no scripts, fonts or styles
+from the network."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from codeduel.costs import LocalCost
+from codeduel.report._hybrid import Hybrid, hybrid_intro, hybrid_tables
+from codeduel.report._paired import Paired
+from codeduel.report._render import (
+    RunReport,
+    _system,
+    cost_table,
+    duel_table,
+    run_heading,
+    run_notes,
+    unsafe_note,
+    unsafe_sandbox,
+)
+from codeduel.report._rows import ReportRow
+from codeduel.report._svg import (
+    PALETTE,
+    Bar,
+    Box,
+    Point,
+    Series,
+    bar_plot,
+    box_plot,
+    frontier_plot,
+    line_plot,
+)
+from codeduel.report._table import Table
+from codeduel.store import Run, Store
+
+__all__ = ["TimeSpread", "render_html", "time_spreads"]
+
+
+@dataclass(frozen=True)
+class TimeSpread:
+    """Time per problem (generation plus execution, as in the duel table) of every scored
+    sample of one system of a run, in increasing order."""
+
+    model: str
+    strategy: str
+    seconds: tuple[float, ...]
+
+
+def time_spreads(store: Store, run: Run) -> tuple[TimeSpread, ...]:
+    """One column of the samples table per system: what a latency plot needs, no more."""
+    db = store.db
+    systems = db.execute(
+        "SELECT model, strategy FROM samples WHERE run_id = ? AND model_error = 0 "
+        "GROUP BY model, strategy ORDER BY MIN(id)",
+        (run.id,),
+    ).fetchall()
+    return tuple(
+        TimeSpread(
+            model,
+            strategy,
+            tuple(
+                r[0]
+                for r in db.execute(
+                    "SELECT generation_s + execution_s AS s FROM samples WHERE run_id = ? "
+                    "AND model = ? AND strategy = ? AND model_error = 0 ORDER BY s",
+                    (run.id, model, strategy),
+                )
+            ),
+        )
+        for model, strategy in systems
+    )
+
+
+@dataclass(frozen=True)
+class _Figure:
+    key: str
+    title: str
+    caption: str
+    svg: str
+    # Shown instead of the plot when there is nothing to draw, or under it.
+    no_data: str = ""
+    note: str = ""
+
+
+class _Labels:
+    """A system's name on the plots (with its run when the report has several) and its colour,
+    the same on every plot."""
+
+    def __init__(self, reports: Sequence[RunReport]) -> None:
+        self.several = len(reports) > 1
+        self.colors: dict[str, str] = {}
+
+    def name(self, run: str, system: str) -> str:
+        return f"{system} · {run}" if self.several else system
+
+    def color(self, system: str) -> str:
+        return self.colors.setdefault(system, PALETTE[len(self.colors) % len(PALETTE)])
+
+    def row(self, r: ReportRow) -> tuple[str, str]:
+        return self.name(r.run, _system(r)), self.color(_system(r))
+
+
+def _usd_tick(value: float) -> str:
+    if value == 0:
+        return "$0"
+    if value >= 1:
+        return f"${value:,.2f}".removesuffix(".00")
+    return "$" + f"{value:.10f}".rstrip("0").rstrip(".")
+
+
+def _frontier(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
+    points = []
+    unpriced = []
+    for _, rows, _, hybrid in reports:
+        # A cascade is priced call by call, each model at its own rate, as its whole chain's
+        # prefix point is: its row has no price for a chain that mixes local and cloud models.
+        chains = {c.system: c.prefixes[-1] for c in hybrid.cascades if c.prefixes}
+        for r in rows:
+            name, color = labels.row(r)
+            usd = r.usd_per_problem
+            if r.strategy == "cascade" and r.model in chains:
+                usd = chains[r.model].usd_per_problem
+            if r.pass_at_1 is None or usd is None:
+                unpriced.append(name)
+                continue
+            est = r.pass_at_1
+            points.append(Point(name, color, usd, est.value, est.low, est.high))
+    title = "Pass@1 against $ per problem"
+    caption = (
+        "One point per system with its 95% interval; the dashed line joins the systems no other "
+        "system beats on both accuracy and cost (the Pareto frontier). Local models cost their "
+        "declared energy, cloud models their tokens at list price, a cascade the calls it made."
+    )
+    note = ("Not plotted, no pass@1 or no price: " + ", ".join(unpriced) + ".") if unpriced else ""
+    if not points:
+        return _Figure("frontier", title, caption, "", "No data: no system has a price.", note)
+    svg = frontier_plot("frontier", title, points, "$ per problem", "pass@1 %", _usd_tick)
+    return _Figure("frontier", title, caption, svg, note=note)
+
+
+def _attempts(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
+    series = []
+    for run, _, _, hybrid in reports:
+        for c in hybrid.curves:
+            system = f"{c.system} ({c.strategy})"
+            series.append(
+                Series(
+                    labels.name(run.name, system),
+                    labels.color(system),
+                    tuple(zip(c.tokens_after, c.pass_after, strict=True)),
+                    dashed=c.strategy == "resample",
+                    point_labels=tuple(str(k) for k in range(1, len(c.pass_after) + 1)),
+                )
+            )
+    title = "Pass@1 after each attempt against completion tokens spent"
+    caption = (
+        "Each marker is the loop stopped after attempt k (the number by it): pass@1 on the "
+        "hidden tests against the mean completion tokens spent per sample so far. "
+        "Resample is dashed."
+    )
+    if not series:
+        return _Figure("attempts", title, caption, "", "No data: no repair or resample run.")
+    svg = line_plot("attempts", title, series, "mean completion tokens per sample", "pass@1 %")
+    return _Figure("attempts", title, caption, svg)
+
+
+def _budgets(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
+    series = []
+    seen = set()
+    for _, _, _, hybrid in reports:
+        for cmp in hybrid.comparisons:
+            # Both runs of a pair find the same comparison.
+            key = (cmp.system, cmp.repair_run, cmp.resample_run)
+            if key in seen:
+                continue
+            seen.add(key)
+            where = (
+                cmp.repair_run
+                if cmp.repair_run == cmp.resample_run
+                else f"{cmp.repair_run} / {cmp.resample_run}"
+            )
+            capped = [(b, rep, res) for b, rep, res in cmp.points if b is not None]
+            for side, dashed in (("repair", False), ("resample", True)):
+                name = f"{cmp.system} ({side})"
+                series.append(
+                    Series(
+                        f"{name} · {where}" if labels.several else name,
+                        labels.color(name),
+                        tuple(
+                            (float(b), rep if side == "repair" else res) for b, rep, res in capped
+                        ),
+                        dashed=dashed,
+                    )
+                )
+    title = "Repair against resample at equal token budgets"
+    caption = (
+        "Pass@1 of one model's repair and resample samples on the tasks both ran, if each "
+        "sample had stopped within the budget of completion tokens."
+    )
+    if not series:
+        return _Figure(
+            "budget", title, caption, "", "No data: no model has both a repair and a resample run."
+        )
+    svg = line_plot("budget", title, series, "completion-token budget per sample", "pass@1 %")
+    return _Figure("budget", title, caption, svg)
+
+
+def _latency(
+    reports: Sequence[RunReport], spreads: Mapping[str, Sequence[TimeSpread]], labels: _Labels
+) -> _Figure:
+    boxes = []
+    for run, _, _, _ in reports:
+        for spread in spreads.get(run.name, ()):
+            if not spread.seconds:
+                continue
+            system = f"{spread.model} ({spread.strategy})"
+            if spread.strategy == "single":
+                system = spread.model
+            boxes.append(Box(labels.name(run.name, system), labels.color(system), spread.seconds))
+    title = "Time per problem"
+    caption = (
+        "Generation plus execution time of every scored sample (dots); the box spans the middle "
+        "half, the thick bar is the median, the diamond the 95th percentile, as in the table."
+    )
+    if not boxes:
+        return _Figure("latency", title, caption, "", "No data: no scored samples.")
+    return _Figure("latency", title, caption, box_plot("latency", title, boxes, "seconds"))
+
+
+def _throughput(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
+    bars = []
+    for _, rows, _, _ in reports:
+        for r in rows:
+            name, color = labels.row(r)
+            value = r.decode_tokens_per_s
+            text = "not measured" if value is None else f"{value:,.1f} tok/s"
+            bars.append(Bar(name, color, value, text))
+    title = "Decode speed"
+    caption = "Completion tokens per second after the first token, over all calls of a system."
+    if all(b.value is None for b in bars):
+        return _Figure("throughput", title, caption, "", "No data: no call reported its speed.")
+    return _Figure(
+        "throughput", title, caption, bar_plot("throughput", title, bars, "tokens per second")
+    )
+
+
+def _memory(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
+    bars = []
+    for _, rows, _, _ in reports:
+        for r in rows:
+            name, color = labels.row(r)
+            kind, peak = (
+                ("VRAM", r.peak_vram_bytes) if r.peak_vram_bytes else ("RSS", r.peak_rss_bytes)
+            )
+            if peak is None:
+                bars.append(Bar(name, color, None, "not measured"))
+            else:
+                bars.append(Bar(name, color, peak / 2**20, f"{peak / 2**20:,.0f} MiB {kind}"))
+    title = "Peak memory"
+    caption = (
+        "Peak GPU memory (VRAM) where the engine reports it, else the peak resident memory of "
+        "the process holding the model."
+    )
+    if all(b.value is None for b in bars):
+        return _Figure("memory", title, caption, "", "No data: no system measured its memory.")
+    return _Figure("memory", title, caption, bar_plot("memory", title, bars, "MiB"))
+
+
+def _paired_table(pairs: Sequence[Paired]) -> Table:
+    return Table(
+        (
+            "First",
+            "Second",
+            "Tasks",
+            "Both solved",
+            "Neither",
+            "Only the first",
+            "Only the second",
+            "McNemar exact p",
+        ),
+        tuple(
+            (
+                p.a,
+                p.b,
+                str(p.tasks),
+                str(p.both),
+                str(p.neither),
+                str(len(p.only_a)),
+                str(len(p.only_b)),
+                f"{p.p_value:.3g}",
+            )
+            for p in pairs
+        ),
+        caption="Paired comparison (same tasks, first sample each):",
+    )
+
+
+# A cell that is a figure, a range or a money amount, right-aligned in its column.
+_NUMERIC = re.compile(r"[\d$–.,/() %e+-]+( VRAM)?")
+
+
+def _cells(table: Table) -> dict[str, Any]:
+    return {
+        "head": table.head,
+        "body": [[(c, bool(_NUMERIC.fullmatch(c))) for c in row] for row in table.body],
+        "caption": table.caption,
+        "note": table.note,
+    }
+
+
+def _run_view(report: RunReport, local: LocalCost) -> dict[str, Any]:
+    run, rows, pairs, hybrid = report
+    costs = cost_table(rows, local)
+    provenance = {
+        "run": run.name,
+        "benchmark": run.benchmark,
+        "dataset_sha256": run.dataset_sha256,
+        "status": run.status,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "config": run.config,
+        "provenance": run.provenance,
+    }
+    return {
+        "name": run.name,
+        "heading": run_heading(run),
+        "unsafe": unsafe_note(run) if unsafe_sandbox(run) else "",
+        "tables": [_cells(duel_table(rows))] + ([_cells(costs)] if costs else []),
+        "paired": _cells(_paired_table(pairs)) if pairs else None,
+        "only": [
+            (f"{p.a} vs {p.b}", label, ", ".join(ids))
+            for p in pairs
+            for label, ids in (("only the first", p.only_a), ("only the second", p.only_b))
+            if ids
+        ],
+        "notes": run_notes(run, rows),
+        "hybrid": _hybrid_view(hybrid),
+        "provenance": json.dumps(provenance, indent=2, sort_keys=True, default=str),
+    }
+
+
+def _hybrid_view(hybrid: Hybrid) -> dict[str, Any] | None:
+    if not hybrid:
+        return None
+    return {"intro": hybrid_intro(hybrid), "tables": [_cells(t) for t in hybrid_tables(hybrid)]}
+
+
+def render_html(
+    reports: Sequence[RunReport],
+    spreads: Mapping[str, Sequence[TimeSpread]],
+    local: LocalCost | None = None,
+) -> str:
+    """The page for `reports`; `spreads` maps a run's name to its `time_spreads`."""
+    # jinja2 only here: `import codeduel.report` stays light for the other formats.
+    from jinja2 import Environment
+    from markupsafe import Markup
+
+    local = local or LocalCost()
+    labels = _Labels(reports)
+    figures = [
+        _frontier(reports, labels),
+        _attempts(reports, labels),
+        _budgets(reports, labels),
+        _latency(reports, spreads, labels),
+        _throughput(reports, labels),
+        _memory(reports, labels),
+    ]
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    page = env.from_string(_TEMPLATE).render(
+        title=", ".join(run.name for run, *_ in reports),
+        runs=[_run_view(r, local) for r in reports],
+        # The plots are markup built by _svg, which escapes every string it is given.
+        figures=[(f, Markup(f.svg)) for f in figures],
+        unsafe=[unsafe_note(run) for run, *_ in reports if unsafe_sandbox(run)],
+    )
+    return page + "\n"
+
+
+_TEMPLATE = """\
+{% macro table(t, kind) %}
+{% if t.caption %}<p class="caption">{{ t.caption }}</p>{% endif %}
+<div class="scroll"><table class="{{ kind }}">
+<thead><tr>{% for h in t.head %}<th scope="col">{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in t.body %}
+<tr>{% for cell, numeric in row %}{% if loop.first %}<th scope="row">{{ cell }}</th>\
+{% else %}<td{% if numeric %} class="num"{% endif %}>{{ cell }}</td>{% endif %}{% endfor %}</tr>
+{% endfor %}
+</tbody></table></div>
+{% if t.note %}<p class="note">{{ t.note }}</p>{% endif %}
+{% endmacro %}
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>codeduel report: {{ title }}</title>
+<style>
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+  color: #1d1d1d; max-width: 1180px; margin: 0 auto; padding: 1.5rem; }
+h1 { margin: 0 0 .3rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; }
+h3 { margin-top: 1.8rem; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: 13.5px; }
+th, td { border: 1px solid #d6d6d6; padding: .3rem .55rem; vertical-align: top; }
+thead th { background: #f2f2f2; text-align: left; }
+tbody th { text-align: left; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.caption { margin: 1rem 0 .2rem; font-weight: 600; }
+.note, .no-data, figcaption { color: #555; font-size: 13.5px; }
+.no-data { border: 1px dashed #bbb; padding: .8rem 1rem; background: #fafafa; }
+.warning { background: #fff3cd; border: 1px solid #e0b000; padding: .6rem .9rem; }
+.badge { font-size: 12px; vertical-align: middle; padding: .1rem .45rem; border-radius: 3px;
+  background: #e0b000; color: #000; }
+figure { margin: 1.2rem 0 2rem; }
+figcaption strong { display: block; color: #1d1d1d; font-size: 15px; }
+svg.plot { max-width: 100%; height: auto; display: block; margin-top: .4rem; }
+svg.plot text { font-family: system-ui, "DejaVu Sans", sans-serif; font-size: 12px;
+  fill: #222; }
+svg.plot text.tick, svg.plot text.missing { fill: #666; }
+svg.plot text.axis-label { font-size: 13px; }
+svg.plot text.small { font-size: 11px; font-weight: 600; }
+details.provenance { margin: 1rem 0; }
+details.provenance pre { background: #f7f7f7; padding: .8rem; overflow-x: auto;
+  font-size: 12.5px; }
+ul.notes li, ul.only li { margin: .15rem 0; }
+</style>
+</head>
+<body>
+<header>
+<h1>codeduel report</h1>
+<p>Runs: {% for run in runs %}<a href="#run-{{ loop.index }}">{{ run.name }}</a>\
+{% if not loop.last %}, {% endif %}{% endfor %}</p>
+{% for line in unsafe %}
+<p class="warning unsafe">Unsafe sandbox: {{ line }}</p>
+{% endfor %}
+</header>
+<section id="figures">
+<h2>Figures</h2>
+{% for fig, svg in figures %}
+<figure id="fig-{{ fig.key }}">
+<figcaption><strong>{{ fig.title }}</strong>{{ fig.caption }}</figcaption>
+{% if fig.no_data %}
+<p class="no-data" data-plot="{{ fig.key }}">{{ fig.no_data }}</p>
+{% else %}
+{{ svg }}
+{% endif %}
+{% if fig.note %}<p class="note">{{ fig.note }}</p>{% endif %}
+</figure>
+{% endfor %}
+</section>
+{% for run in runs %}
+<section class="run" id="run-{{ loop.index }}" data-run="{{ run.name }}">
+<h2>{{ run.heading }}{% if run.unsafe %} <span class="badge unsafe">unsafe sandbox</span>\
+{% endif %}</h2>
+{% if run.unsafe %}<p class="warning unsafe">{{ run.unsafe }}</p>{% endif %}
+{% for t in run.tables %}{{ table(t, "duel" if loop.first else "cost") }}{% endfor %}
+{% if run.paired %}
+{{ table(run.paired, "paired") }}
+{% if run.only %}
+<ul class="only">
+{% for pair, label, ids in run.only %}<li>{{ pair }}, {{ label }}: {{ ids }}</li>
+{% endfor %}
+</ul>
+{% endif %}
+{% endif %}
+<ul class="notes">
+{% for note in run.notes %}<li>{{ note }}</li>
+{% endfor %}
+</ul>
+{% if run.hybrid %}
+<h3>Repair, resample and cascade</h3>
+<p class="note">{{ run.hybrid.intro }}</p>
+{% for t in run.hybrid.tables %}{{ table(t, "hybrid") }}{% endfor %}
+{% endif %}
+<details class="provenance">
+<summary>Provenance and configuration of {{ run.name }}</summary>
+<pre>{{ run.provenance }}</pre>
+</details>
+</section>
+{% endfor %}
+</body>
+</html>"""

@@ -1,0 +1,100 @@
+"""Sample records for report tests, made without a model: what a run would have stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from codeduel.costs import LocalCost, load_prices
+from codeduel.models import GenerateConfig, Message, ModelOutput
+from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
+from codeduel.report import CostSettings
+
+__all__ = ["CLOUD", "LOCAL", "hybrid_sample", "make_sample", "report_costs"]
+
+LOCAL = "llamacpp/qwen2.5-coder-0.5b-instruct"
+CLOUD = "anthropic/claude-sonnet-4-5"
+
+
+def _call(
+    model: str, tokens: tuple[int, int], seconds: float, peak_rss_bytes: int | None = None
+) -> CallRecord:
+    output = ModelOutput(
+        "x", "stop", tokens[0], tokens[1], seconds, 0.5, peak_rss_bytes=peak_rss_bytes
+    )
+    return CallRecord(model, "h", (Message("user", "q"),), GenerateConfig(), output)
+
+
+def make_sample(
+    model: str,
+    task: str,
+    status: str,
+    *,
+    failed_call: bool = False,
+    tokens: tuple[int, int] = (200, 100),
+    seconds: float = 2.0,
+    peak_rss_bytes: int | None = None,
+) -> SampleRecord:
+    """A `single` sample: one attempt, one call, its hidden tests' `status`."""
+    if failed_call:
+        call = CallRecord(model, "h", (Message("user", "q"),), GenerateConfig(), None, "API down")
+    else:
+        call = _call(model, tokens, seconds, peak_rss_bytes)
+    execution = () if failed_call else (ExecutionRecord("hidden", status, "", 0.1, 3.0),)
+    attempt = AttemptRecord("code", "fenced", status, (call,), execution)
+    return SampleRecord(
+        model,
+        "single",
+        task,
+        0,
+        status,
+        "code",
+        "fenced",
+        False,
+        0.0 if failed_call else seconds,
+        0.1,
+        (attempt,),
+        model_error=failed_call,
+    )
+
+
+def hybrid_sample(
+    system: str,
+    strategy: str,
+    task: str,
+    hidden: Sequence[str],
+    *,
+    models: Sequence[str] = (),
+    completion_tokens: int = 50,
+    seconds: float = 1.0,
+) -> SampleRecord:
+    """A repair, resample or cascade sample: attempt i's hidden tests gave `hidden[i]`, its
+    visible tests the same, so the loop stopped at the first pass. `models[i]` made attempt i
+    (default: `system`)."""
+    attempts = []
+    for i, status in enumerate(hidden):
+        call = _call(models[i] if models else system, (100, completion_tokens), seconds)
+        executions = (
+            ExecutionRecord("visible", status, "", 0.05, 3.0),
+            ExecutionRecord("hidden", status, "", 0.1, 3.0),
+        )
+        attempts.append(AttemptRecord(f"code {i}", "fenced", status, (call,), executions))
+    return SampleRecord(
+        system,
+        strategy,
+        task,
+        0,
+        hidden[-1],
+        f"code {len(hidden) - 1}",
+        "fenced",
+        False,
+        seconds * len(hidden),
+        0.15 * len(hidden),
+        tuple(attempts),
+        final_attempt=len(hidden) - 1,
+    )
+
+
+def report_costs() -> CostSettings:
+    return CostSettings(
+        load_prices(), LocalCost(watts=100, usd_per_kwh=0.2, hardware_usd=500, lifetime_months=36)
+    )
