@@ -208,7 +208,7 @@ def test_plots_escape_and_agree_with_the_store(mixed: tuple[Store, Run]) -> None
     repair = page.marks("attempts", "circle", "point")[:3]
     assert {p["data-label"] for p in repair} == {f"{LOCAL} (repair)"}
     assert repair[-1]["data-y"] == frontier[f"{LOCAL} (repair)"]["data-y"]
-    assert page.table("hybrid")["System"] == ["System", "after 1", "after 2", "after 3"]
+    assert page.table("hybrid")["System"][:4] == ["System", "after 1", "after 2", "after 3"]
     budgets = [float(p["data-x"]) for p in page.marks("budget", "circle", "point")]
     assert budgets == [32, 64, 128, 192] * 2
 

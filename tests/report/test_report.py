@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from codeduel.cli._cost import explain_break_even
-from codeduel.report import build_report, render_json, render_markdown
+from codeduel.metrics import paired_difference_ci
+from codeduel.report import build_hybrid, build_report, render_json, render_markdown
+from codeduel.report._hybrid import hybrid_markdown
 from codeduel.store import Run, Store
-from tests.report.samples import CLOUD, LOCAL, report_costs
+from tests.report.samples import CLOUD, LOCAL, hybrid_sample, report_costs
 
 
 def test_rows_costs_and_model_errors(duel: tuple[Store, Run]) -> None:
@@ -52,3 +55,27 @@ def test_cost_explains_break_even_from_a_measured_run(duel: tuple[Store, Run]) -
     # Without the cloud model in the run, its listed prices are applied to the local tokens.
     text = explain_break_even(store, run, report_costs(), LOCAL, "openai/gpt-4o", 10_000)
     assert "was not in this run" in text and "$2.5/$10" in text
+
+
+def test_repair_gains_come_with_paired_intervals(tmp_path: Path) -> None:
+    """Repair on 10 tasks: 4 solved at once, 3 fixed later, 3 never; resample solves 5."""
+    store = Store(tmp_path / "s.db")
+    run = store.create_run("hy", "humaneval", "abc", {"generation": {"max_tokens": 64}}, {})
+    repair = [["passed"]] * 4 + [["failed", "passed"]] * 3 + [["failed"] * 3] * 3
+    resample = [["passed"]] * 4 + [["failed", "passed"]] + [["failed"] * 3] * 5
+    for i, (a, b) in enumerate(zip(repair, resample, strict=True)):
+        store.record_sample(run.id, hybrid_sample(LOCAL, "repair", f"T/{i}", a))
+        store.record_sample(run.id, hybrid_sample(LOCAL, "resample", f"T/{i}", b))
+    hybrid = build_hybrid(store, run)
+    curve = next(c for c in hybrid.curves if c.strategy == "repair")
+    first = [True] * 4 + [False] * 6
+    final = [True] * 7 + [False] * 3
+    assert curve.gain == paired_difference_ci(final, first)
+    assert curve.gain is not None and curve.gain.value == pytest.approx(0.3)
+    (cmp,) = hybrid.comparisons
+    # With every token spent: repair 7/10 against resample 5/10, paired on the same tasks.
+    assert cmp.points[-1][1:] == (0.7, 0.5)
+    assert cmp.gaps[-1] == paired_difference_ci(final, [True] * 5 + [False] * 5)
+    text = "\n".join(hybrid_markdown(hybrid))
+    gain = curve.gain
+    assert f"{100 * gain.value:+.1f} ({100 * gain.low:+.1f} to {100 * gain.high:+.1f})" in text

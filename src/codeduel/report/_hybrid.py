@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from codeduel.metrics import Estimate, paired_difference_ci
 from codeduel.report._rows import CostSettings, _cost, _is_local
 from codeduel.report._table import Table, markdown_table
 from codeduel.store import Run, Store
@@ -59,6 +60,9 @@ class AttemptCurve:
     pass_after: tuple[float, ...]
     # Mean completion tokens spent per sample within the first k attempts.
     tokens_after: tuple[float, ...]
+    # pass@1 of the final answers minus that of the first attempts (single-shot), paired by
+    # sample, with its 95% interval; None with one attempt.
+    gain: Estimate | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class TokenComparison:
     points: tuple[tuple[int | None, float, float], ...]
     tokens_mean: tuple[float, float]
     max_tokens: tuple[int | None, int | None]
+    # Repair minus resample at each point, paired by task, with its 95% interval.
+    gaps: tuple[Estimate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,14 +152,15 @@ def build_hybrid(store: Store, run: Run, costs: CostSettings | None = None) -> H
     )
 
 
-def _passed(
+def _outcomes(
     store: Store,
     key: tuple[int, str, str],
     cutoff: str,
     params: tuple[Any, ...] = (),
     tasks: tuple[int, str, str] | None = None,
-) -> int:
-    """Samples whose answer within `cutoff` (SQL over the attempt rows) passed the hidden tests."""
+) -> dict[tuple[str, int], bool]:
+    """Per sample (task, index): did its answer within `cutoff` (SQL over the attempt rows)
+    pass the hidden tests? A sample with no answer within the cut-off did not."""
     only = ""
     extra: tuple[Any, ...] = ()
     if tasks is not None:
@@ -164,10 +171,34 @@ def _passed(
         extra = tasks
     sql = (
         _ATTEMPTS
-        + f", answer AS (SELECT sid, MAX(i) AS i FROM at WHERE answered AND {cutoff}{only} "
-        "GROUP BY sid) SELECT COUNT(*) FROM answer JOIN at USING (sid, i) WHERE hidden_passed"
+        + ", scored AS (SELECT DISTINCT sid, task_id FROM at WHERE 1"
+        + only
+        + f"), answer AS (SELECT sid, MAX(i) AS i FROM at WHERE answered AND {cutoff} "
+        "GROUP BY sid) SELECT scored.task_id, s.sample_index, COALESCE(at.hidden_passed, 0) "
+        "FROM scored JOIN samples s ON s.id = scored.sid LEFT JOIN answer USING (sid) "
+        "LEFT JOIN at ON at.sid = answer.sid AND at.i = answer.i"
     )
-    return int(store.db.execute(sql, (*key, *params, *extra)).fetchone()[0])
+    rows = store.db.execute(sql, (*key, *extra, *params)).fetchall()
+    return {(task, index): bool(passed) for task, index, passed in rows}
+
+
+def _passed(
+    store: Store,
+    key: tuple[int, str, str],
+    cutoff: str,
+    params: tuple[Any, ...] = (),
+    tasks: tuple[int, str, str] | None = None,
+) -> int:
+    """Samples whose answer within `cutoff` passed the hidden tests."""
+    return sum(_outcomes(store, key, cutoff, params, tasks).values())
+
+
+def _gain(a: dict[tuple[str, int], bool], b: dict[tuple[str, int], bool]) -> Estimate | None:
+    """pass@1 of `a` minus `b` on the samples both have, with a paired interval."""
+    common = sorted(a.keys() & b.keys())
+    if not common:
+        return None
+    return paired_difference_ci([a[k] for k in common], [b[k] for k in common])
 
 
 def _curve(store: Store, run_id: int, system: str, strategy: str, samples: int) -> AttemptCurve:
@@ -181,7 +212,10 @@ def _curve(store: Store, run_id: int, system: str, strategy: str, samples: int) 
             _ATTEMPTS + "SELECT COALESCE(SUM(ct), 0) FROM at WHERE i < ?", (*key, k)
         ).fetchone()[0]
         tokens.append(spent / samples)
-    return AttemptCurve(system, strategy, samples, tuple(passed), tuple(tokens))
+    gain = None
+    if most > 1:
+        gain = _gain(_outcomes(store, key, "1"), _outcomes(store, key, "i < 1"))
+    return AttemptCurve(system, strategy, samples, tuple(passed), tuple(tokens), gain)
 
 
 def _max_tokens(run: Run) -> int | None:
@@ -222,15 +256,15 @@ def _compare(store: Store, run: Run, system: str, strategy: str) -> TokenCompari
     base = _max_tokens(repair_run) or 768
     budgets: list[int | None] = [round(f * base) for f in _BUDGET_FACTORS]
     points = []
+    gaps = []
     for budget in [*budgets, None]:
         cutoff, params = ("cum <= ?", (budget,)) if budget is not None else ("1", ())
-        rates = [
-            _passed(store, key, cutoff, params, partner) / n
-            for (key, partner), n in zip(
-                ((repair, resample), (resample, repair)), counts, strict=True
-            )
-        ]
-        points.append((budget, rates[0], rates[1]))
+        mine = _outcomes(store, repair, cutoff, params, resample)
+        theirs = _outcomes(store, resample, cutoff, params, repair)
+        points.append((budget, sum(mine.values()) / counts[0], sum(theirs.values()) / counts[1]))
+        gap = _gain(mine, theirs)
+        if gap is not None:
+            gaps.append(gap)
     means = []
     for (key, partner), n in zip(((repair, resample), (resample, repair)), counts, strict=True):
         spent = store.db.execute(
@@ -247,6 +281,7 @@ def _compare(store: Store, run: Run, system: str, strategy: str) -> TokenCompari
         tuple(points),
         (means[0], means[1]),
         (_max_tokens(repair_run), _max_tokens(resample_run)),
+        tuple(gaps),
     )
 
 
@@ -322,6 +357,13 @@ def hybrid_intro(hybrid: Hybrid) -> str:
     return note
 
 
+def _points(est: Estimate | None) -> str:
+    """A difference of pass rates in percentage points, with its interval."""
+    if est is None:
+        return "–"
+    return f"{100 * est.value:+.1f} ({100 * est.low:+.1f} to {100 * est.high:+.1f})"
+
+
 def hybrid_tables(hybrid: Hybrid) -> list[Table]:
     tables = []
     if hybrid.curves:
@@ -332,10 +374,14 @@ def hybrid_tables(hybrid: Hybrid) -> list[Table]:
                 f"{_pct(p)} ({t:.0f})" for p, t in zip(c.pass_after, c.tokens_after, strict=True)
             ]
             cells += ["–"] * (longest - len(cells))
-            body.append((f"{c.system} ({c.strategy})", *cells))
+            body.append((f"{c.system} ({c.strategy})", *cells, _points(c.gain)))
         tables.append(
             Table(
-                ("System", *(f"after {k}" for k in range(1, longest + 1))),
+                (
+                    "System",
+                    *(f"after {k}" for k in range(1, longest + 1)),
+                    "Gain over the first attempt, points (95% CI)",
+                ),
                 tuple(body),
                 caption="Pass@1 % after each attempt (mean completion tokens so far):",
             )
@@ -347,12 +393,13 @@ def hybrid_tables(hybrid: Hybrid) -> list[Table]:
             else f"runs {cmp.repair_run} and {cmp.resample_run}"
         )
         body = []
-        for budget, repair, resample in cmp.points:
+        gaps: tuple[Estimate | None, ...] = cmp.gaps or (None,) * len(cmp.points)
+        for (budget, repair, resample), gap in zip(cmp.points, gaps, strict=True):
             label = "all spent" if budget is None else f"≤ {budget}"
-            body.append((label, _pct(repair), _pct(resample)))
+            body.append((label, _pct(repair), _pct(resample), _points(gap)))
         tables.append(
             Table(
-                ("Token budget", "Repair", "Resample"),
+                ("Token budget", "Repair", "Resample", "Repair − resample, points (95% CI)"),
                 tuple(body),
                 caption=f"Repair vs resample ({where}) for {cmp.system} on {cmp.tasks} tasks, "
                 "pass@1 % at equal completion tokens per task:",
