@@ -70,6 +70,9 @@ def test_greedy_batched_equals_one_at_a_time(
         assert out.completion_tokens <= config.max_tokens
         assert out.ttft_s is not None and 0 < out.ttft_s <= out.latency_s
         assert out.extra["parallel"] == 3
+        # Its share of the engine: less than its latency whenever it shared a step.
+        assert out.busy_s is not None and 0 < out.busy_s <= out.latency_s
+    assert sum(o.busy_s for o in together) < sum(o.latency_s for o in together)
 
 
 def test_a_cancelled_call_frees_its_slot(batched: Model, prompts: list) -> None:

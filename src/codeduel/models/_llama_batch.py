@@ -40,6 +40,8 @@ class Finished:
     started: float
     first_token: float | None
     ended: float
+    # This sequence's share of the engine's time: each step's time x its share of the tokens.
+    busy_s: float
 
 
 @dataclass
@@ -60,6 +62,9 @@ class _Slot:
     # The last sampled token, still to be decoded, once the prompt is in.
     pending: int | None = None
     first_token: float | None = None
+    busy_s: float = 0.0
+    # Tokens of this sequence in the step being decoded.
+    in_step: int = 0
     rows: list[int] = field(default_factory=list)
 
     @property
@@ -172,10 +177,13 @@ class BatchEngine:
             if logits:
                 slot.rows.append(n)
             slot.n_past += 1
+            slot.in_step += 1
             n += 1
 
+        started = time.perf_counter()
         for slot in self._active:
             slot.rows.clear()
+            slot.in_step = 0
             if slot.pending is not None:
                 add(slot, slot.pending, True)
                 slot.pending = None
@@ -189,6 +197,8 @@ class BatchEngine:
         if code != 0:
             raise ModelError(f"llama_decode failed with code {code}")
         now = time.perf_counter()
+        for slot in self._active:
+            slot.busy_s += (now - started) * slot.in_step / n
         for slot in list(self._active):
             if not slot.rows:
                 continue
@@ -210,7 +220,8 @@ class BatchEngine:
         if error is not None:
             _fail(future, error)
         else:
-            _resolve(future, Finished(slot.started, slot.first_token, time.perf_counter()))
+            finished = Finished(slot.started, slot.first_token, time.perf_counter(), slot.busy_s)
+            _resolve(future, finished)
 
 
 def _sampler(config: GenerateConfig) -> ctypes.c_void_p:

@@ -45,6 +45,9 @@ class ModelOutput:
     prompt_text: str | None = None
     peak_rss_bytes: int | None = None
     peak_vram_bytes: int | None = None
+    # Engine time this call accounts for when it shared the engine with others (batching): the
+    # sum over its steps of step time x its share of the step's tokens. None: the latency.
+    busy_s: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -190,7 +190,7 @@ class LlamaCppProvider(Provider):
         done = await asyncio.wrap_future(engine.submit(stream.prompt_tokens, config, stream))
         # Timed from the moment the request took a slot: queueing for one is not the call's.
         ttft = done.first_token - done.started if done.first_token is not None else None
-        return self._output(stream, prompt, done.ended - done.started, ttft)
+        return self._output(stream, prompt, done.ended - done.started, ttft, done.busy_s)
 
     def _engine_and_model(self) -> tuple[BatchEngine, llama_cpp.Llama]:
         with self._lock:
@@ -206,7 +206,12 @@ class LlamaCppProvider(Provider):
             return self._engine, llm
 
     def _output(
-        self, stream: _Stream, prompt: str, latency: float, ttft: float | None
+        self,
+        stream: _Stream,
+        prompt: str,
+        latency: float,
+        ttft: float | None,
+        busy: float | None = None,
     ) -> ModelOutput:
         return ModelOutput(
             text=stream.text,
@@ -218,6 +223,7 @@ class LlamaCppProvider(Provider):
             prompt_text=prompt,
             peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             peak_vram_bytes=self._vram_bytes(),
+            busy_s=busy,
             extra={"parallel": self.opts.parallel},
         )
 

@@ -40,6 +40,7 @@ WITH at AS (
         s.task_id AS task_id, a.attempt_index AS i, c.model AS call_model,
         c.error IS NULL AS answered, COALESCE(c.prompt_tokens, 0) AS pt,
         COALESCE(c.completion_tokens, 0) AS ct, COALESCE(c.latency_s, 0) AS lat,
+        COALESCE(c.busy_s, c.latency_s, 0) AS busy,
         EXISTS (SELECT 1 FROM executions e WHERE e.attempt_id = a.id AND e.tests = 'hidden'
             AND e.status = 'passed') AS hidden_passed,
         SUM(COALESCE(c.completion_tokens, 0)) OVER (PARTITION BY s.id ORDER BY a.attempt_index)
@@ -317,13 +318,13 @@ def _cascade(
         usd: float | None = 0.0
         tokens = 0
         seconds = 0.0
-        for model, pt, ct, lat in db.execute(
-            _ATTEMPTS + f"SELECT call_model, SUM(pt), SUM(ct), SUM(lat) FROM at "
+        for model, pt, ct, lat, busy in db.execute(
+            _ATTEMPTS + f"SELECT call_model, SUM(pt), SUM(ct), SUM(lat), SUM(busy) FROM at "
             f"WHERE call_model IN ({marks}) GROUP BY call_model",
             (*key, *models),
         ):
             local = _is_local(infos.get(model, {}), model)
-            cost, _ = _cost(model, local, pt, ct, lat, costs)
+            cost, _ = _cost(model, local, pt, ct, busy, costs)
             usd = None if usd is None or cost is None else usd + cost
             tokens += pt + ct
             seconds += lat

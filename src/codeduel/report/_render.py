@@ -188,6 +188,11 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
         notes.append(
             f"{_system(r)}: {statuses}; {r.hit_token_limit} hit the token limit"
             + (f"; {r.model_errors} model errors, not scored" if r.model_errors else "")
+            + (
+                f"; {r.output_tokens_per_s:.1f} output tokens per second of engine time"
+                if r.local and r.output_tokens_per_s
+                else ""
+            )
         )
         notes.append(f"{_system(r)} cost basis: {r.cost_basis}")
     if run.status != "complete":

@@ -130,12 +130,21 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             "AND c.completion_tokens > 1 AND c.latency_s > c.ttft_s",
             key,
         ).fetchone()[0]
+        # Engine time: a batched call counts its share of each step, so energy is not counted
+        # once per sequence that shared the step.
+        busy = db.execute(
+            "SELECT SUM(COALESCE(c.busy_s, c.latency_s, 0)) "
+            "FROM model_calls c JOIN attempts a ON a.id = c.attempt_id "
+            "JOIN samples s ON s.id = a.sample_id "
+            "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ?",
+            key,
+        ).fetchone()[0]
         estimates: dict[int, Estimate] = {}
         if per_task:
             max_n = min(n for n, _ in per_task)
             estimates = {k: pass_at_k_ci(per_task, k) for k in (1, 5, 10, 100) if k <= max_n}
         local = _is_local(infos.get(g["model"], {}), g["model"])
-        usd, basis = _cost(g["model"], local, g["pt_sum"], g["ct_sum"], g["gen_sum"], costs)
+        usd, basis = _cost(g["model"], local, g["pt_sum"], g["ct_sum"], busy or 0.0, costs)
         scored = g["samples"] - g["model_errors"]
         rows.append(
             ReportRow(
@@ -154,7 +163,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 time_per_problem_s=summarize(times),
                 ttft_s=summarize(ttfts),
                 decode_tokens_per_s=decode,
-                output_tokens_per_s=g["ct_sum"] / g["gen_sum"] if g["gen_sum"] else None,
+                output_tokens_per_s=g["ct_sum"] / busy if busy else None,
                 prompt_tokens_mean=g["pt"],
                 completion_tokens_mean=g["ct"],
                 hit_token_limit=g["hit_limit"],

@@ -11,7 +11,7 @@ __all__ = ["StoredCalls"]
 
 _COLUMNS = (
     "response, finish_reason, prompt_tokens, completion_tokens, latency_s, ttft_s, prompt_text, "
-    "peak_rss_bytes, peak_vram_bytes"
+    "peak_rss_bytes, peak_vram_bytes, busy_s"
 )
 
 
@@ -43,6 +43,7 @@ class StoredCalls(MutableMapping[str, ModelOutput]):
             prompt_text=row["prompt_text"],
             peak_rss_bytes=row["peak_rss_bytes"],
             peak_vram_bytes=row["peak_vram_bytes"],
+            busy_s=row["busy_s"],
         )
 
     def __setitem__(self, key: str, value: ModelOutput) -> None:

@@ -113,4 +113,12 @@ ALTER TABLE samples ADD COLUMN model_error INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE samples ADD COLUMN final_attempt INTEGER;
 """,
     ),
+    # The engine time a call accounts for: its share of each batched step it was in (the
+    # latency, for a call that had the engine to itself). Energy is counted from it.
+    (
+        "0004_call_busy_time",
+        """
+ALTER TABLE model_calls ADD COLUMN busy_s REAL;
+""",
+    ),
 )

@@ -237,8 +237,8 @@ class Store:
                         "INSERT INTO model_calls (attempt_id, model, request_hash, messages, "
                         "prompt_text, config, response, finish_reason, prompt_tokens, "
                         "completion_tokens, ttft_s, latency_s, decode_tokens_per_s, "
-                        "peak_rss_bytes, peak_vram_bytes, error, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "peak_rss_bytes, peak_vram_bytes, error, created_at, busy_s) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             attempt_id,
                             call.model,
@@ -257,6 +257,7 @@ class Store:
                             out.peak_vram_bytes if out else None,
                             call.error,
                             now,
+                            out.busy_s if out else None,
                         ),
                     )
                 for ex in attempt.executions:
