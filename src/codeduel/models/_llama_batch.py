@@ -16,7 +16,7 @@ import contextlib
 import ctypes
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import llama_cpp
@@ -63,9 +63,6 @@ class _Slot:
     pending: int | None = None
     first_token: float | None = None
     busy_s: float = 0.0
-    # Tokens of this sequence in the step being decoded.
-    in_step: int = 0
-    rows: list[int] = field(default_factory=list)
 
     @property
     def prefilling(self) -> bool:
@@ -164,45 +161,53 @@ class BatchEngine:
             )
 
     def _step(self) -> None:
+        """One token for every decoding sequence in one call, then prompts in their own calls.
+
+        With a KV stream per sequence, llama.cpp splits a batch into micro-batches holding the
+        same number of tokens of each sequence, so a prompt decoded together with one token of
+        each other sequence would go through one token at a time.
+        """
+        decoding = [(slot, [slot.pending]) for slot in self._active if slot.pending is not None]
+        if decoding:
+            self._decode(decoding)
+        budget = self._n_batch
+        for slot in list(self._active):
+            if budget <= 0:
+                break
+            if slot.prefilling:
+                chunk = slot.request.tokens[slot.n_past : slot.n_past + budget]
+                self._decode([(slot, chunk)])
+                budget -= len(chunk)
+
+    def _decode(self, parts: list[tuple[_Slot, list[int]]]) -> None:
+        """Decode `parts` in one call; sample each slot whose last token needs its logits."""
         batch = self._batch
         n = 0
-
-        def add(slot: _Slot, token: int, logits: bool) -> None:
-            nonlocal n
-            batch.token[n] = token
-            batch.pos[n] = slot.n_past
-            batch.n_seq_id[n] = 1
-            batch.seq_id[n][0] = slot.seq_id
-            batch.logits[n] = logits
-            if logits:
-                slot.rows.append(n)
-            slot.n_past += 1
-            slot.in_step += 1
-            n += 1
-
-        started = time.perf_counter()
-        for slot in self._active:
-            slot.rows.clear()
-            slot.in_step = 0
-            if slot.pending is not None:
-                add(slot, slot.pending, True)
-                slot.pending = None
-        # Prompts fill what is left of the batch, oldest request first.
-        for slot in self._active:
-            tokens = slot.request.tokens
-            while slot.prefilling and n < self._n_batch:
-                add(slot, tokens[slot.n_past], slot.n_past == len(tokens) - 1)
+        sampled: list[tuple[_Slot, int]] = []
+        for slot, tokens in parts:
+            slot.pending = None
+            for token in tokens:
+                batch.token[n] = token
+                batch.pos[n] = slot.n_past
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = slot.seq_id
+                batch.logits[n] = False
+                slot.n_past += 1
+                n += 1
+            # Logits for the last token: always while decoding, at the prompt's end otherwise.
+            if not slot.prefilling:
+                batch.logits[n - 1] = True
+                sampled.append((slot, n - 1))
         batch.n_tokens = n
+        started = time.perf_counter()
         code = llama_cpp.llama_decode(self._ctx, batch)
         if code != 0:
             raise ModelError(f"llama_decode failed with code {code}")
         now = time.perf_counter()
-        for slot in self._active:
-            slot.busy_s += (now - started) * slot.in_step / n
-        for slot in list(self._active):
-            if not slot.rows:
-                continue
-            token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, slot.rows[-1])
+        for slot, tokens in parts:
+            slot.busy_s += (now - started) * len(tokens) / n
+        for slot, row in sampled:
+            token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, row)
             if slot.first_token is None:
                 slot.first_token = now
             done = slot.request.future.cancelled() or slot.request.sink.push(token)
