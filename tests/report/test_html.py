@@ -356,3 +356,16 @@ def test_chromium_check_catches_a_broken_page(tmp_path: Path) -> None:
     assert "javascript dialog: opened on purpose" in seen.problems
     assert seen.external_requests == ["http://127.0.0.1:9/pixel.png"]
     assert seen.values["plots"] == 1
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", sorted(RESULTS.glob("*.html")), ids=lambda p: p.name)
+def test_published_reports_open_cleanly(page: Path) -> None:
+    """The HTML reports of the measured runs in docs/results, as committed."""
+    seen = load_page(page, {"plots": "document.querySelectorAll('svg.plot').length"})
+    assert seen.problems == []
+    assert seen.external_requests == []
+    assert seen.values["plots"] == len(PLOTS)
