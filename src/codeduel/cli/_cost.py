@@ -58,12 +58,12 @@ def explain_break_even(
         )
     assert cloud_usd is not None
     be = break_even(cloud_usd, local.usd_per_problem, costs.local, problems_per_month)
-    t = local.time_per_problem_s
+    engine = local.engine_s_per_problem or 0.0
     lines = [
         f"Run {run.name} ({run.benchmark}): {local.model} vs {cloud_model}",
         f"  cloud, per problem:  ${cloud_usd:.5f}   [{basis}]",
         f"  local, per problem:  ${local.usd_per_problem:.5f}   [{local.cost_basis}; "
-        f"{t.mean if t else 0:.2f} s per problem measured]",
+        f"{engine:.2f} s of engine time per problem measured]",
         f"  local hardware:      ${costs.local.hardware_usd:,.0f} over "
         f"{costs.local.lifetime_months:g} months = ${costs.local.hardware_usd_per_month:,.2f}"
         " per month",

@@ -37,6 +37,8 @@ class ReportRow:
     ttft_s: Summary | None
     decode_tokens_per_s: float | None
     output_tokens_per_s: float | None
+    # Engine seconds per scored problem (busy_s): what the energy is counted from.
+    engine_s_per_problem: float | None
     prompt_tokens_mean: float
     completion_tokens_mean: float
     hit_token_limit: int
@@ -68,7 +70,7 @@ def _cost(
     if local:
         energy = costs.local.energy_usd(generation_s)
         return energy, (
-            f"energy: {costs.local.watts:g} W declared × generation time at "
+            f"energy: {costs.local.watts:g} W declared × engine time at "
             f"${costs.local.usd_per_kwh:g}/kWh"
         )
     price = costs.prices.get(model)
@@ -164,6 +166,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 ttft_s=summarize(ttfts),
                 decode_tokens_per_s=decode,
                 output_tokens_per_s=g["ct_sum"] / busy if busy else None,
+                engine_s_per_problem=busy / scored if busy and scored else None,
                 prompt_tokens_mean=g["pt"],
                 completion_tokens_mean=g["ct"],
                 hit_token_limit=g["hit_limit"],
