@@ -124,23 +124,18 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             r[0]
             for r in db.execute(f"SELECT ttft_s FROM samples {scope} AND ttft_s IS NOT NULL", key)
         ]
-        decode = db.execute(
-            "SELECT SUM(c.completion_tokens - 1) / SUM(c.latency_s - c.ttft_s) "
-            "FROM model_calls c JOIN attempts a ON a.id = c.attempt_id "
-            "JOIN samples s ON s.id = a.sample_id "
-            "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? "
-            "AND c.completion_tokens > 1 AND c.latency_s > c.ttft_s",
-            key,
-        ).fetchone()[0]
-        # Engine time: a batched call counts its share of each step, so energy is not counted
-        # once per sequence that shared the step.
-        busy = db.execute(
-            "SELECT SUM(COALESCE(c.busy_s, c.latency_s, 0)) "
+        # Decode speed over the calls that have one; engine time over all of them (a batched
+        # call counts its share of each step, so energy is not counted once per sequence).
+        decode, busy = db.execute(
+            "SELECT SUM(c.completion_tokens - 1) FILTER (WHERE c.completion_tokens > 1 "
+            "AND c.latency_s > c.ttft_s) / SUM(c.latency_s - c.ttft_s) FILTER (WHERE "
+            "c.completion_tokens > 1 AND c.latency_s > c.ttft_s), "
+            "SUM(COALESCE(c.busy_s, c.latency_s, 0)) "
             "FROM model_calls c JOIN attempts a ON a.id = c.attempt_id "
             "JOIN samples s ON s.id = a.sample_id "
             "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ?",
             key,
-        ).fetchone()[0]
+        ).fetchone()
         estimates: dict[int, Estimate] = {}
         if per_task:
             max_n = min(n for n, _ in per_task)
