@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -170,8 +170,13 @@ def run_benchmark(
     opts: RunOptions,
     on_start: Callable[[Run, int, int], None] | None = None,
     on_sample: Progress | None = None,
+    models: Sequence[Model] | None = None,
 ) -> Run:
-    """Run (or resume) a benchmark; returns the stored run once every sample is in."""
+    """Run (or resume) a benchmark; returns the stored run once every sample is in.
+
+    `models`, when given, are used as loaded instead of loading `opts.models` (a library
+    caller keeping weights across runs); they stay open, the caller's to close.
+    """
     if opts.samples < 1:
         raise OptionError("--samples must be at least 1")
     if not opts.models:
@@ -179,7 +184,13 @@ def run_benchmark(
     bench = load_benchmark(opts.benchmark)
     tasks = bench.select(list(opts.task_ids) or None, opts.limit)
     strategy = get_strategy(opts.strategy, opts.strategy_options)
-    models = [load_model(spec, opts.model_options.get(str(spec), {})) for spec in opts.models]
+    owned = models is None
+    if models is None:
+        models = [load_model(spec, opts.model_options.get(str(spec), {})) for spec in opts.models]
+    else:
+        models = list(models)
+        if [m.spec for m in models] != list(opts.models):
+            raise OptionError("the models given must be the run's models, in order")
     if opts.reuse_calls:
         calls = StoredCalls(store)
         for model in models:
@@ -194,8 +205,9 @@ def run_benchmark(
         run = _open_run(store, bench, opts, sandbox)
     except BaseException:
         stack.close()
-        for model in models:
-            model.close()
+        if owned:
+            for model in models:
+                model.close()
         raise
     try:
         with stack:
@@ -221,8 +233,9 @@ def run_benchmark(
         store.set_run_status(run.id, "interrupted")
         raise
     finally:
-        for model in models:
-            model.close()
+        if owned:
+            for model in models:
+                model.close()
     final = store.get_run(run.name)
     assert final is not None
     return final

@@ -9,17 +9,37 @@ from codeduel.models import GenerateConfig, Message, ModelOutput
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
 from codeduel.report import CostSettings
 
-__all__ = ["CLOUD", "LOCAL", "hybrid_sample", "make_sample", "report_costs"]
+__all__ = [
+    "ANSWER",
+    "CLOUD",
+    "CODE",
+    "LOCAL",
+    "PROSE",
+    "hybrid_sample",
+    "make_sample",
+    "report_costs",
+]
 
 LOCAL = "llamacpp/qwen2.5-coder-0.5b-instruct"
 CLOUD = "anthropic/claude-sonnet-4-5"
 
+# An answer of 100 characters (after the prefilled fence) whose extracted, sanitized code is
+# its first 60: the example call and the prose after it are output the score did not need.
+CODE = 'def add(a, b):\n    """Returns a plus b."""\n    return a + b\n'
+ANSWER = CODE + "\nprint(add(1, 2))\n```\nIt adds two ints.\n"
+# 40 characters with no code in them.
+PROSE = "Sorry, I can not write such a function.\n"
+
 
 def _call(
-    model: str, tokens: tuple[int, int], seconds: float, peak_rss_bytes: int | None = None
+    model: str,
+    tokens: tuple[int, int],
+    seconds: float,
+    peak_rss_bytes: int | None = None,
+    answer: str = "x",
 ) -> CallRecord:
     output = ModelOutput(
-        "x", "stop", tokens[0], tokens[1], seconds, 0.5, peak_rss_bytes=peak_rss_bytes
+        answer, "stop", tokens[0], tokens[1], seconds, 0.5, peak_rss_bytes=peak_rss_bytes
     )
     return CallRecord(model, "h", (Message("user", "q"),), GenerateConfig(), output)
 
@@ -33,22 +53,26 @@ def make_sample(
     tokens: tuple[int, int] = (200, 100),
     seconds: float = 2.0,
     peak_rss_bytes: int | None = None,
+    answer: str = "x",
+    code: str = "code",
 ) -> SampleRecord:
-    """A `single` sample: one attempt, one call, its hidden tests' `status`."""
+    """A `single` sample: one attempt, one call, its hidden tests' `status`; the call answered
+    `answer`, from which `code` was extracted ("" for none)."""
+    method = "fenced" if code else "none"
     if failed_call:
         call = CallRecord(model, "h", (Message("user", "q"),), GenerateConfig(), None, "API down")
     else:
-        call = _call(model, tokens, seconds, peak_rss_bytes)
+        call = _call(model, tokens, seconds, peak_rss_bytes, answer)
     execution = () if failed_call else (ExecutionRecord("hidden", status, "", 0.1, 3.0),)
-    attempt = AttemptRecord("code", "fenced", status, (call,), execution)
+    attempt = AttemptRecord(code, method, status, (call,), execution)
     return SampleRecord(
         model,
         "single",
         task,
         0,
         status,
-        "code",
-        "fenced",
+        code,
+        method,
         False,
         0.0 if failed_call else seconds,
         0.1,
@@ -66,13 +90,17 @@ def hybrid_sample(
     models: Sequence[str] = (),
     completion_tokens: int = 50,
     seconds: float = 1.0,
+    answers: Sequence[str] = (),
 ) -> SampleRecord:
     """A repair, resample or cascade sample: attempt i's hidden tests gave `hidden[i]`, its
     visible tests the same, so the loop stopped at the first pass. `models[i]` made attempt i
-    (default: `system`)."""
+    (default: `system`), answering `answers[i]` (default "x"); its code is "code i"."""
     attempts = []
     for i, status in enumerate(hidden):
-        call = _call(models[i] if models else system, (100, completion_tokens), seconds)
+        model = models[i] if models else system
+        call = _call(
+            model, (100, completion_tokens), seconds, answer=answers[i] if answers else "x"
+        )
         executions = (
             ExecutionRecord("visible", status, "", 0.05, 3.0),
             ExecutionRecord("hidden", status, "", 0.1, 3.0),

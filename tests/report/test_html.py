@@ -170,6 +170,22 @@ def test_duel_tables_match_the_store(duel: tuple[Store, Run]) -> None:
     assert "only the second: T/2, T/3</li>" in text
 
 
+def test_duel_table_shows_the_token_economy(economy: tuple[Store, Run]) -> None:
+    store, run = economy
+    text = _render(store, [run])
+    main = _Page(text).table("duel")
+    head = main["System"]
+    tokens = head.index("Tokens out per problem mean / p50")
+    share = head.index("Output in extracted code % (chars)")
+    cells = {system: (row[tokens], row[share]) for system, row in main.items()}
+    assert cells[LOCAL] == ("200 / 100", "60.0")
+    assert cells[CLOUD] == ("150 / 150", "60.0")
+    assert cells[f"{LOCAL} (repair)"] == ("83 / 50", "33.3")
+    # Right-aligned as figures, with the unit explained under the table.
+    assert '<td class="num">60.0</td>' in text and '<td class="num">83 / 50</td>' in text
+    assert '<p class="note">Tokens per problem count every model call' in text
+
+
 def _dominated(point: tuple[float, float], others: list[tuple[float, float]]) -> bool:
     x, y = point
     return any(ox <= x and oy >= y and (ox, oy) != (x, y) for ox, oy in others)

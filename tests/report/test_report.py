@@ -79,3 +79,53 @@ def test_repair_gains_come_with_paired_intervals(tmp_path: Path) -> None:
     text = "\n".join(hybrid_markdown(hybrid))
     gain = curve.gain
     assert f"{100 * gain.value:+.1f} ({100 * gain.low:+.1f} to {100 * gain.high:+.1f})" in text
+
+
+def test_rows_count_output_tokens_and_the_share_in_code(economy: tuple[Store, Run]) -> None:
+    store, run = economy
+    local, cloud, repair = build_report(store, run, report_costs())[1]
+    # 100 + 100 + 400 tokens out over 3 problems; the median problem took 100.
+    assert local.output_tokens_per_problem is not None
+    assert (local.output_tokens_per_problem.mean, local.output_tokens_per_problem.p50) == (
+        200,
+        100,
+    )
+    # 60 + 0 + 60 characters of code in 100 + 40 + 60 of answers: the prose answer weighs in.
+    assert (local.code_chars, local.answer_chars) == (120, 200)
+    assert local.output_in_code == pytest.approx(0.6)
+    # The failed call is no problem solved: 150 tokens out and 300 in per scored problem.
+    assert cloud.output_tokens_per_problem is not None
+    assert cloud.output_tokens_per_problem.mean == cloud.completion_tokens_mean == 150
+    assert cloud.prompt_tokens_mean == 300
+    assert (cloud.code_chars, cloud.answer_chars) == (60, 100)
+    # Every attempt's call counts: 50, 150 and 50 tokens; 5 × 6 code characters in 90.
+    assert repair.output_tokens_per_problem is not None
+    assert repair.output_tokens_per_problem.mean == pytest.approx(250 / 3)
+    assert repair.output_tokens_per_problem.p50 == 50
+    assert (repair.code_chars, repair.answer_chars) == (30, 90)
+
+
+def test_reports_show_the_token_economy(economy: tuple[Store, Run]) -> None:
+    store, run = economy
+    report = build_report(store, run, report_costs())
+    text = render_markdown([report])
+    # The duel table: the first table of the report, up to the blank line after it.
+    duel = text[text.index("| System |") :].split("\n\n")[0].splitlines()
+    head = duel[0].split(" | ")
+    tokens = head.index("Tokens out per problem mean / p50")
+    share = head.index("Output in extracted code % (chars)")
+    cells = {line.split(" | ")[0].removeprefix("| "): line.split(" | ") for line in duel[2:]}
+    assert (cells[LOCAL][tokens], cells[LOCAL][share]) == ("200 / 100", "60.0")
+    assert (cells[CLOUD][tokens], cells[CLOUD][share]) == ("150 / 150", "60.0")
+    assert (cells[f"{LOCAL} (repair)"][tokens], cells[f"{LOCAL} (repair)"][share]) == (
+        "83 / 50",
+        "33.3",
+    )
+    assert cells[CLOUD][head.index("Tokens in per problem")] == "300"
+    assert "Output in extracted code: the characters" in text
+    rows = json.loads(render_json([report]))["runs"][0]["rows"]
+    assert [r["output_in_code"] for r in rows] == pytest.approx([0.6, 0.6, 1 / 3])
+    assert [r["output_tokens_per_problem"]["mean"] for r in rows] == pytest.approx(
+        [200, 150, 250 / 3]
+    )
+    assert [(r["code_chars"], r["answer_chars"]) for r in rows] == [(120, 200), (60, 100), (30, 90)]

@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "ollama": "codeduel.models.openai:OllamaProvider",
     "vllm": "codeduel.models.openai:VLLMProvider",
     "lmstudio": "codeduel.models.openai:LMStudioProvider",
+    "transformers": "codeduel.models.transformers:TransformersProvider",
 }
 
 # What to install when a provider's module cannot import its engine or SDK.
@@ -37,6 +38,7 @@ _INSTALL_HINT: dict[str, str] = {
     "ollama": "pip install 'codeduel[openai]'",
     "vllm": "pip install 'codeduel[openai]'",
     "lmstudio": "pip install 'codeduel[openai]'",
+    "transformers": "pip install 'codeduel[gpu]' (torch, transformers, gguf)",
 }
 
 

@@ -9,17 +9,17 @@ import resource
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field
 
 from codeduel.errors import ModelFileError
 from codeduel.models._llama_batch import BatchEngine, TokenSink
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
+from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 from codeduel.models.bundled import BUNDLED, resolve_model_file
 from codeduel.models.families import Family, family_for_template
@@ -39,46 +39,6 @@ class LlamaCppOptions(ProviderOptions):
     parallel: int = Field(default=1, ge=1, le=256)
 
 
-def render_chat(
-    template: str,
-    messages: Sequence[Message],
-    prefill: str,
-    *,
-    bos_token: str = "",
-    eos_token: str = "",
-) -> str:
-    """Render the model's own chat template, ending inside the assistant turn after `prefill`.
-
-    The assistant turn is rendered complete around a marker and cut at the marker, so the
-    template decides everything around the prefill (the trick evalplus uses).
-    """
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    compiled = env.from_string(template)
-    marker = "\x00codeduel-prefill-marker\x00"
-    chat = [asdict(m) for m in messages]
-    if prefill:
-        rendered = compiled.render(
-            messages=[*chat, {"role": "assistant", "content": prefill + marker}],
-            add_generation_prompt=False,
-            bos_token=bos_token,
-            eos_token=eos_token,
-        )
-        if marker in rendered:
-            return rendered.split(marker)[0]
-    return (
-        compiled.render(
-            messages=chat, add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token
-        )
-        + prefill
-    )
-
-
-_FALLBACK_TEMPLATE = (
-    "{% for m in messages %}{{ m.role | capitalize }}: {{ m.content }}\n\n{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}"
-)
-
-
 class LlamaCppProvider(Provider):
     name = "llamacpp"
     Options = LlamaCppOptions
@@ -94,7 +54,7 @@ class LlamaCppProvider(Provider):
         )
         self._llm: llama_cpp.Llama | None = None
         self._path: Path | None = None
-        self._template = _FALLBACK_TEMPLATE
+        self._template = FALLBACK_TEMPLATE
         self._family: Family = family_for_template(None)
         self._bos = ""
         self._eos = ""

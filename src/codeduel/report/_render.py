@@ -30,6 +30,14 @@ __all__ = [
 
 RunReport = tuple[Run, list[ReportRow], list[Paired], Hybrid]
 
+_DUEL_NOTE = (
+    "Tokens per problem count every model call of a sample (all attempts of a repair, "
+    "resample or cascade) over the scored problems. Output in extracted code: the characters "
+    "of the extracted code (after sanitizing) found in the models' answers, as a share of all "
+    "the characters the models generated (the prefill not counted), over all calls; an answer "
+    "with no code counts 0."
+)
+
 
 def run_wall_s(run: Run) -> float | None:
     """Seconds from a run's start to its finish (a resumed run includes the pause)."""
@@ -68,6 +76,10 @@ def _usd(value: float | None) -> str:
     return f"${value:.3g}" if value < 0.001 else f"${value:.4f}"
 
 
+def _tokens(summary: Summary | None) -> str:
+    return "–" if summary is None else f"{summary.mean:.0f} / {summary.p50:.0f}"
+
+
 def _system(r: ReportRow) -> str:
     return r.model if r.strategy == "single" else f"{r.model} ({r.strategy})"
 
@@ -81,7 +93,9 @@ def duel_table(rows: list[ReportRow]) -> Table:
         "Time per problem p50 / p95 s",
         "TTFT p50 s",
         "Tokens/s (decode)",
-        "Tokens in / out",
+        "Tokens in per problem",
+        "Tokens out per problem mean / p50",
+        "Output in extracted code % (chars)",
         "Peak memory MiB",
         "$ per problem",
         "$ per solved problem",
@@ -97,13 +111,15 @@ def duel_table(rows: list[ReportRow]) -> Table:
                 f"{_s(r.time_per_problem_s, 'p50')} / {_s(r.time_per_problem_s, 'p95')}",
                 _s(r.ttft_s, "p50"),
                 _num(r.decode_tokens_per_s),
-                f"{r.prompt_tokens_mean:.0f} / {r.completion_tokens_mean:.0f}",
+                f"{r.prompt_tokens_mean:.0f}",
+                _tokens(r.output_tokens_per_problem),
+                "–" if r.output_in_code is None else _pct(r.output_in_code),
                 memory,
                 _usd(r.usd_per_problem),
                 _usd(r.usd_per_solved),
             )
         )
-    return Table(head, tuple(body))
+    return Table(head, tuple(body), note=_DUEL_NOTE)
 
 
 def cost_table(rows: list[ReportRow], local: LocalCost) -> Table | None:
@@ -215,8 +231,9 @@ def render_markdown(reports: list[RunReport], local: LocalCost | None = None) ->
     for run, rows, pairs, hybrid in reports:
         out.append(f"## {run_heading(run)}")
         out.append("")
-        out += markdown_table(duel_table(rows))
-        out.append("")
+        duel = duel_table(rows)
+        out += markdown_table(duel)
+        out += ["", duel.note, ""]
         costs = cost_table(rows, local)
         if costs is not None:
             out += markdown_table(costs)

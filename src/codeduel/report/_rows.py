@@ -7,6 +7,7 @@ from typing import Any
 
 from codeduel.costs import LocalCost, PriceTable, load_prices, token_cost
 from codeduel.metrics import Estimate, Summary, pass_at_k_ci, summarize
+from codeduel.report._economy import code_chars
 from codeduel.store import Run, Store
 
 __all__ = ["CostSettings", "ReportRow", "build_rows"]
@@ -39,8 +40,15 @@ class ReportRow:
     output_tokens_per_s: float | None
     # Engine seconds per scored problem (busy_s): what the energy is counted from.
     engine_s_per_problem: float | None
+    # Per scored problem: all calls of a sample, model errors left out.
     prompt_tokens_mean: float
     completion_tokens_mean: float
+    output_tokens_per_problem: Summary | None
+    # Characters of the models' answers over all calls (the prefill not counted), and how many
+    # of them are in the extracted code: what the score needed of what was generated.
+    answer_chars: int
+    code_chars: int
+    output_in_code: float | None
     hit_token_limit: int
     peak_rss_bytes: int | None
     peak_vram_bytes: int | None
@@ -89,7 +97,9 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
     groups = db.execute(
         "SELECT model, strategy, COUNT(*) AS samples, SUM(status = 'passed') AS passed, "
         "SUM(model_error) AS model_errors, SUM(hit_token_limit) AS hit_limit, "
-        "AVG(prompt_tokens) AS pt, AVG(completion_tokens) AS ct, SUM(prompt_tokens) AS pt_sum, "
+        "COALESCE(AVG(prompt_tokens) FILTER (WHERE model_error = 0), 0) AS pt, "
+        "COALESCE(AVG(completion_tokens) FILTER (WHERE model_error = 0), 0) AS ct, "
+        "SUM(prompt_tokens) AS pt_sum, "
         "SUM(completion_tokens) AS ct_sum, SUM(generation_s) AS gen_sum, "
         "MAX(peak_rss_bytes) AS rss, MAX(peak_vram_bytes) AS vram "
         "FROM samples WHERE run_id = ? GROUP BY model, strategy ORDER BY MIN(id)",
@@ -120,6 +130,12 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 f"SELECT generation_s + execution_s FROM samples {scope} AND model_error = 0", key
             )
         ]
+        output_tokens = [
+            r[0]
+            for r in db.execute(
+                f"SELECT completion_tokens FROM samples {scope} AND model_error = 0", key
+            )
+        ]
         ttfts = [
             r[0]
             for r in db.execute(f"SELECT ttft_s FROM samples {scope} AND ttft_s IS NOT NULL", key)
@@ -136,6 +152,16 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ?",
             key,
         ).fetchone()
+        # One call at a time: the answers are the largest texts in the store.
+        answer_chars = in_code = 0
+        for response, code in db.execute(
+            "SELECT c.response, a.code FROM model_calls c JOIN attempts a ON a.id = c.attempt_id "
+            "JOIN samples s ON s.id = a.sample_id "
+            "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ?",
+            key,
+        ):
+            answer_chars += len(response)
+            in_code += code_chars(response, code)
         estimates: dict[int, Estimate] = {}
         if per_task:
             max_n = min(n for n, _ in per_task)
@@ -164,6 +190,10 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 engine_s_per_problem=busy / scored if busy and scored else None,
                 prompt_tokens_mean=g["pt"],
                 completion_tokens_mean=g["ct"],
+                output_tokens_per_problem=summarize(output_tokens),
+                answer_chars=answer_chars,
+                code_chars=in_code,
+                output_in_code=in_code / answer_chars if answer_chars else None,
                 hit_token_limit=g["hit_limit"],
                 peak_rss_bytes=g["rss"],
                 peak_vram_bytes=g["vram"],

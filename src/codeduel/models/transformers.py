@@ -1,0 +1,275 @@
+"""Provider `transformers`: a model's weights through Hugging Face transformers, run on a GPU by
+codeduel's own continuous-batching engine (`_torch_engine`: static KV cache, CUDA graphs).
+
+The model is a bundled name, a `.gguf` file (transformers dequantises it, so a bundled model
+runs with the same weights as under `llamacpp`) or a Hugging Face model directory. Prompts
+are rendered with the model's own chat template, like every local provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from codeduel.errors import ModelFileError, OptionError
+from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
+from codeduel.models._provider import Capabilities, Provider, ProviderOptions
+from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
+from codeduel.models.bundled import BUNDLED, resolve_model_file
+from codeduel.models.families import Family, family_for_template
+
+__all__ = ["TransformersOptions", "TransformersProvider"]
+
+class TransformersOptions(ProviderOptions):
+    device: str = Field(default="cuda", description="torch device: cuda, cuda:1, cpu")
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    # Sequences decoded together (continuous batching).
+    parallel: int = Field(default=256, ge=1, le=1024)
+    # Tokens per sequence (prompt and answer) the static KV cache holds.
+    max_len: int = Field(default=2048, ge=64, le=32768)
+    cuda_graphs: bool = True
+    # torch.compile each decoder layer (fuses its elementwise work; compiling adds warm-up).
+    compile: bool = False
+
+
+class TransformersProvider(Provider):
+    name = "transformers"
+    Options = TransformersOptions
+    capabilities = Capabilities(local=True, max_concurrency=256, supports_prefill=True)
+
+    def __init__(self, model: str, options: ProviderOptions) -> None:
+        super().__init__(model, options)
+        assert isinstance(options, TransformersOptions)
+        self.opts: TransformersOptions = options
+        self.capabilities = replace(  # type: ignore[misc]
+            type(self).capabilities, max_concurrency=options.parallel
+        )
+        self._lock = threading.Lock()
+        self._engine: Any = None
+        self._tokenizer: Any = None
+        self._template = FALLBACK_TEMPLATE
+        self._family: Family = family_for_template(None)
+        self._path: Path | None = None
+        self._candidates: dict[frozenset[str], list[bool]] = {}
+        self._stops: tuple[str, ...] = ()
+        self._bos = self._eos = ""
+        self.timings: dict[str, float] = {}
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(self) -> Any:
+        """Load weights and tokenizer, build the engine and capture its graphs (once)."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._build()
+            return self._engine
+
+    def _build(self) -> Any:
+        import torch
+        import transformers
+
+        from codeduel.models._torch_engine import TorchEngine, from_hf
+
+        device = torch.device(self.opts.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise OptionError(
+                "transformers: no CUDA GPU is visible to torch; use -M device=cpu to run on "
+                "the CPU (slowly) or the llamacpp provider"
+            )
+        dtype = getattr(torch, self.opts.dtype)
+        start = time.perf_counter()
+        source, kwargs = self._source()
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, **kwargs
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"transformers could not load {self.model}: {exc}") from None
+        loaded = time.perf_counter()
+        weights = from_hf(model, device, dtype)
+        del model
+        template = getattr(tokenizer, "chat_template", None)
+        if isinstance(template, str) and template:
+            self._template = template
+        self._family = family_for_template(self._template if template else None)
+        self._bos = tokenizer.bos_token or ""
+        self._eos = tokenizer.eos_token or ""
+        stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+        vocab = tokenizer.get_vocab()
+        # End-of-turn markers that are tokens stop by id; only the others need matching as text.
+        text_stops = []
+        for marker in self._family.end_of_turn:
+            if marker in vocab:
+                stop_ids.add(vocab[marker])
+            else:
+                text_stops.append(marker)
+        self._tokenizer = tokenizer
+        self._stops = tuple(text_stops)
+        self._candidates_for(self._family.code_stop + self._stops)
+        engine = TorchEngine(
+            weights,
+            slots=self.opts.parallel,
+            max_len=self.opts.max_len,
+            stop_ids=sorted(stop_ids),
+            cuda_graphs=self.opts.cuda_graphs,
+            compile=self.opts.compile,
+        )
+        moved = time.perf_counter()
+        capture_s = engine.capture_all()
+        self.timings = {
+            "load_s": loaded - start,
+            "to_device_s": moved - loaded,
+            "capture_s": capture_s,
+            "graphs": float(len(engine._graphs)),
+        }
+        return engine
+
+    def _source(self) -> tuple[str, dict[str, Any]]:
+        path = Path(self.model).expanduser()
+        if path.is_dir():
+            self._path = path
+            return str(path), {}
+        self._path = resolve_model_file(self.model)
+        return str(self._path.parent), {"gguf_file": self._path.name}
+
+    @property
+    def family(self) -> Family:
+        self.load()
+        return self._family
+
+    def render(self, messages: Sequence[Message], config: GenerateConfig) -> str:
+        """The prompt text the model sees (load first)."""
+        return render_chat(
+            self._template, messages, config.prefill, bos_token=self._bos, eos_token=self._eos
+        )
+
+    # -- generation --------------------------------------------------------------------------
+
+    async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
+        engine = await asyncio.to_thread(self.load)
+        prompt = self.render(messages, config)
+        tokens = self._tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        stops = tuple(config.stop) + self._stops
+        stream = _Stream(self._tokenizer, self._candidates_for(stops), stops)
+        future = engine.submit(
+            tokens,
+            budget=config.max_tokens,
+            sink=stream,
+            temperature=config.temperature,
+            top_p=config.top_p if config.temperature > 0 else 1.0,
+        )
+        done = await asyncio.wrap_future(future)
+        ttft = done.first_token - done.started if done.first_token is not None else None
+        return ModelOutput(
+            text=stream.final_text(),
+            finish_reason=stream.finish,
+            prompt_tokens=len(tokens),
+            completion_tokens=len(done.tokens),
+            latency_s=done.ended - done.started,
+            ttft_s=ttft,
+            prompt_text=prompt,
+            peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            peak_vram_bytes=self._vram_bytes(),
+            busy_s=done.busy_s,
+            extra={"parallel": self.opts.parallel},
+        )
+
+    def _candidates_for(self, stops: Sequence[str]) -> list[bool]:
+        key = frozenset(s[-1] for s in stops if s)
+        if key not in self._candidates:
+            self._candidates[key] = _candidates(self._tokenizer, key)
+        return self._candidates[key]
+
+    def _vram_bytes(self) -> int | None:
+        import torch
+
+        if not self.opts.device.startswith("cuda"):
+            return None
+        return int(torch.cuda.max_memory_reserved(torch.device(self.opts.device)))
+
+    def info(self) -> dict[str, Any]:
+        import torch
+        import transformers
+
+        engine = self.load()
+        bundled = BUNDLED.get(self.model)
+        device = torch.device(self.opts.device)
+        return {
+            "engine": "codeduel torch engine over transformers weights",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "model_file": str(self._path),
+            "model_sha256": bundled.sha256 if bundled else None,
+            "family": self._family.name,
+            "weights_bytes": engine.w.nbytes(),
+            "cuda_graphs": engine.graphs_enabled,
+            "warmup": self.timings,
+            "options": self.opts.model_dump(),
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+
+
+def _candidates(tokenizer: Any, lasts: frozenset[str]) -> list[bool]:
+    """Per token id: may it complete a stop string? Only those make the text be looked at.
+
+    A stop string is complete once the token holding its last character (`lasts`) is out.
+    Printable ASCII is spelled as itself in both byte-level BPE and SentencePiece vocabularies;
+    for any other last character every token is a candidate.
+    """
+    size = len(tokenizer)
+    if any(not (c.isascii() and c.isprintable() and c != " ") for c in lasts):
+        return [True] * size
+    pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
+    special = set(tokenizer.all_special_ids)
+    return [
+        i in special or piece is None or any(c in piece for c in lasts)
+        for i, piece in enumerate(pieces)
+    ]
+
+
+class _Stream:
+    """Tokens to text, cut at the first stop string; the engine ends the sequence on True."""
+
+    def __init__(self, tokenizer: Any, candidates: list[bool], stops: tuple[str, ...]) -> None:
+        self.tokenizer = tokenizer
+        self.candidates = candidates
+        self.stops = stops
+        self.tokens: list[int] = []
+        self.finish: FinishReason = "length"
+        self._text: str | None = None
+
+    def push(self, token: int) -> bool:
+        self.tokens.append(token)
+        if token < len(self.candidates) and not self.candidates[token]:
+            return False
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=False)
+        hits = [text.find(s) for s in self.stops if s in text]
+        if hits:
+            self._text = text[: min(hits)]
+            self.finish = "stop"
+            return True
+        return False
+
+    def end_of_turn(self) -> None:
+        self.finish = "stop"
+
+    def final_text(self) -> str:
+        if self._text is None:
+            self._text = self.tokenizer.decode(self.tokens, skip_special_tokens=False)
+        return self._text
+
