@@ -24,9 +24,14 @@ class Count:
 
 def run(engine: TorchEngine, prompts: list[list[int]], budgets: list[int], together: bool) -> list:
     if together:
-        futures = [engine.submit(p, budget=b, sink=Count()) for p, b in zip(prompts, budgets)]
+        futures = [
+            engine.submit(p, budget=b, sink=Count()) for p, b in zip(prompts, budgets, strict=True)
+        ]
         return [f.result().tokens for f in futures]
-    return [engine.submit(p, budget=b, sink=Count()).result().tokens for p, b in zip(prompts, budgets)]
+    return [
+        engine.submit(p, budget=b, sink=Count()).result().tokens
+        for p, b in zip(prompts, budgets, strict=True)
+    ]
 
 
 def main() -> None:
@@ -37,8 +42,10 @@ def main() -> None:
     shape = SHAPES[args.shape]
     weights = dummy_weights(shape, torch.device("cuda"), torch.bfloat16)
     gen = torch.Generator().manual_seed(1)
-    prompts = [torch.randint(0, shape.vocab, (int(n),), generator=gen).tolist()
-               for n in torch.randint(20, 400, (args.n,), generator=gen)]
+    prompts = [
+        torch.randint(0, shape.vocab, (int(n),), generator=gen).tolist()
+        for n in torch.randint(20, 400, (args.n,), generator=gen)
+    ]
     budgets = [int(b) for b in torch.randint(5, 300, (args.n,), generator=gen)]
     graphs = TorchEngine(weights, slots=32, max_len=1024, stop_ids=[])
     print(f"capture: {graphs.capture_all():.2f} s for {len(graphs._graphs)} graphs")
@@ -47,9 +54,11 @@ def main() -> None:
     b = run(eager, prompts, budgets, together=True)
     c = run(graphs, prompts, budgets, together=False)
     assert [len(x) for x in a] == budgets, "every sequence decodes exactly its budget"
-    same_eager = sum(x == y for x, y in zip(a, b))
-    same_single = sum(x == y for x, y in zip(a, c))
-    print(f"graphs == eager: {same_eager}/{args.n}; batched == one at a time: {same_single}/{args.n}")
+    same_eager = sum(x == y for x, y in zip(a, b, strict=True))
+    same_single = sum(x == y for x, y in zip(a, c, strict=True))
+    print(
+        f"graphs == eager: {same_eager}/{args.n}; batched == one at a time: {same_single}/{args.n}"
+    )
     graphs.close()
     eager.close()
     if same_eager != args.n:

@@ -238,9 +238,7 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
             pass
 
     def one_pass(pairs: list[list[int]]) -> tuple[float, list]:
-        prompts = [
-            torch.randint(0, shape.vocab, (p,), generator=gen).tolist() for p, _ in pairs
-        ]
+        prompts = [torch.randint(0, shape.vocab, (p,), generator=gen).tolist() for p, _ in pairs]
         t0 = time.perf_counter()
         futures = [
             engine.submit(tokens, budget=n, sink=Count())
@@ -358,7 +356,8 @@ def main() -> None:
     print(json.dumps(summary, indent=1), flush=True)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        name = f"gpu-{args.dummy or Path(args.model).stem}{'-compiled' if args.compile else ''}.json"
+        suffix = "-compiled" if args.compile else ""
+        name = f"gpu-{args.dummy or Path(args.model).stem}{suffix}.json"
         (Path(args.out) / name).write_text(json.dumps(report, indent=1, default=str))
 
 

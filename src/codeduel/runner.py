@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -139,19 +140,37 @@ def _open_run(store: Store, bench: Benchmark, opts: RunOptions, sandbox: Sandbox
 async def _run_jobs(
     store: Store,
     run: Run,
+    tasks: list[Task],
     jobs: list[tuple[Task, int]],
     models: list[Model],
     opts: RunOptions,
     sandbox: Sandbox,
-    timeouts: dict[str, float],
+    calibration: concurrent.futures.Future[dict[str, float]],
     on_sample: Progress | None,
 ) -> None:
+    """Every job not yet stored; generation starts while the time limits are calibrated."""
     strategy = get_strategy(opts.strategy, opts.strategy_options)
     done = store.done_keys(run.id)
+    loop = asyncio.get_running_loop()
+    limits: dict[str, asyncio.Future[float]] = {t.task_id: loop.create_future() for t in tasks}
+
+    async def calibrated() -> None:
+        try:
+            timeouts = await asyncio.wrap_future(calibration)
+        except BaseException as exc:
+            for future in limits.values():
+                future.set_exception(exc)
+            raise
+        store.add_tasks(run.id, [(t.task_id, t.entry_point, timeouts[t.task_id]) for t in tasks])
+        for task_id, future in limits.items():
+            future.set_result(timeouts[task_id])
+
+    stored_tasks = asyncio.ensure_future(calibrated())
 
     async def one(chain: tuple[Model, ...], task: Task, index: int) -> None:
-        ctx = Context(chain[0], opts.config, sandbox, timeouts[task.task_id], chain=chain)
+        ctx = Context(chain[0], opts.config, sandbox, limits[task.task_id], chain=chain)
         sample = await strategy.solve(task, index, ctx)
+        await stored_tasks
         store.record_sample(run.id, sample)
         if on_sample is not None:
             on_sample(sample)
@@ -162,7 +181,7 @@ async def _run_jobs(
         for task, index in jobs
         if (key, strategy.name, task.task_id, index) not in done
     ]
-    await asyncio.gather(*pending)
+    await asyncio.gather(stored_tasks, *pending)
 
 
 def run_benchmark(
@@ -211,9 +230,11 @@ def run_benchmark(
         raise
     try:
         with stack:
-            timeouts = calibrate_timeouts(tasks, sandbox, opts.timeout_floor_s, opts.timeout_factor)
-            store.add_tasks(
-                run.id, [(t.task_id, t.entry_point, timeouts[t.task_id]) for t in tasks]
+            # Time limits come from the reference solutions, run while the models load and
+            # the first answers are generated.
+            executor = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1))
+            calibration = executor.submit(
+                calibrate_timeouts, tasks, sandbox, opts.timeout_floor_s, opts.timeout_factor
             )
             for model in models:
                 info = {**model.provider.info(), "local": model.provider.capabilities.local}
@@ -227,7 +248,9 @@ def run_benchmark(
             done = len(store.done_keys(run.id))
             if on_start is not None:
                 on_start(run, len(jobs) * len(systems), done)
-            asyncio.run(_run_jobs(store, run, jobs, models, opts, sandbox, timeouts, on_sample))
+            asyncio.run(
+                _run_jobs(store, run, tasks, jobs, models, opts, sandbox, calibration, on_sample)
+            )
         store.set_run_status(run.id, "complete")
     except BaseException:
         store.set_run_status(run.id, "interrupted")

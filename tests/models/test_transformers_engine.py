@@ -165,7 +165,8 @@ def test_provider_batched_equals_one_at_a_time(provider_model: Model) -> None:
     for task in tasks:
         prompt = code_prompt(task)
         prompts.append((prompt.messages, prompt.config(GenerateConfig(max_tokens=60))))
-    prompts.append(((Message("user", "Count from 1 to 30, one number a line."),), GenerateConfig(50)))
+    count = (Message("user", "Count from 1 to 30, one number a line."),)
+    prompts.append((count, GenerateConfig(50)))
 
     def run(batch: list) -> list:
         model = Model(provider_model.spec, provider_model.provider)

@@ -436,7 +436,8 @@ class TorchEngine:
         h = self.w.embed[ids]
         for i, layer in enumerate(self.w.layers):
             qkv = F.linear(self._rms(h, layer.norm1), layer.qkv, layer.qkv_bias)
-            qk = self._rope(qkv[..., : (heads + kv) * hd].view(n, longest, heads + kv, hd), cos, sin)
+            qk = qkv[..., : (heads + kv) * hd].view(n, longest, heads + kv, hd)
+            qk = self._rope(qk, cos, sin)
             q = qk[:, :, :heads].transpose(1, 2)
             k = qk[:, :, heads:].transpose(1, 2)
             v = qkv[..., (heads + kv) * hd :].view(n, longest, kv, hd).transpose(1, 2)

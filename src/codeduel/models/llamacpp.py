@@ -17,9 +17,9 @@ import llama_cpp
 from pydantic import Field
 
 from codeduel.errors import ModelFileError
+from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._llama_batch import BatchEngine, TokenSink
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
-from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 from codeduel.models.bundled import BUNDLED, resolve_model_file
 from codeduel.models.families import Family, family_for_template

@@ -28,6 +28,7 @@ from codeduel.models.families import Family, family_for_template
 
 __all__ = ["TransformersOptions", "TransformersProvider"]
 
+
 class TransformersOptions(ProviderOptions):
     device: str = Field(default="cuda", description="torch device: cuda, cuda:1, cpu")
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
@@ -89,9 +90,7 @@ class TransformersProvider(Provider):
         source, kwargs = self._source()
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, **kwargs
-            )
+            model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelFileError(f"transformers could not load {self.model}: {exc}") from None
         loaded = time.perf_counter()
@@ -272,4 +271,3 @@ class _Stream:
         if self._text is None:
             self._text = self.tokenizer.decode(self.tokens, skip_special_tokens=False)
         return self._text
-

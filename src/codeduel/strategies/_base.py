@@ -44,22 +44,30 @@ class Context:
     model: Model
     config: GenerateConfig
     sandbox: Sandbox
-    timeout_s: float
+    # The task's time limit, or (while the runner still calibrates it) a future of it, so
+    # generation need not wait for calibration: only running code does.
+    limit: float | asyncio.Future[float]
     # Every model of the run in order, for strategies that use them as one system (cascade).
     chain: tuple[Model, ...] = ()
     # Told about each attempt as it finishes (`codeduel solve` prints them).
     on_attempt: Callable[[AttemptRecord], None] | None = None
 
+    async def timeout_s(self) -> float:
+        if isinstance(self.limit, asyncio.Future):
+            return await asyncio.shield(self.limit)
+        return self.limit
+
     async def run(self, program: str) -> ExecResult:
         """Run `program` in the sandbox on a worker thread, so generation goes on meanwhile."""
-        return await asyncio.to_thread(self.sandbox.run, program, self.timeout_s)
+        return await asyncio.to_thread(self.sandbox.run, program, await self.timeout_s())
 
     async def execute(self, program: str, tests: str) -> ExecutionRecord:
-        return self.record(tests, await self.run(program))
+        result = await self.run(program)
+        return await self.record(tests, result)
 
-    def record(self, tests: str, result: ExecResult) -> ExecutionRecord:
+    async def record(self, tests: str, result: ExecResult) -> ExecutionRecord:
         return ExecutionRecord(
-            tests, result.status, result.detail, result.duration_s, self.timeout_s
+            tests, result.status, result.detail, result.duration_s, await self.timeout_s()
         )
 
 
@@ -138,9 +146,10 @@ async def run_attempt(
     code = sanitize(extraction.code, task.entry_point)
     visible_result: ExecResult | None = None
     if extraction.method == "none":
-        executions = [ExecutionRecord("hidden", "error", NO_CODE, 0.0, ctx.timeout_s)]
+        limit = await ctx.timeout_s()
+        executions = [ExecutionRecord("hidden", "error", NO_CODE, 0.0, limit)]
         if visible and task.visible_test:
-            executions.insert(0, ExecutionRecord("visible", "error", NO_CODE, 0.0, ctx.timeout_s))
+            executions.insert(0, ExecutionRecord("visible", "error", NO_CODE, 0.0, limit))
             visible_result = ExecResult("error", NO_CODE, 0.0)
     elif visible and task.visible_test:
         shown, hidden = await asyncio.gather(
@@ -148,7 +157,7 @@ async def run_attempt(
             ctx.run(task.program(code)),
         )
         visible_result = shown
-        executions = [ctx.record("visible", shown), ctx.record("hidden", hidden)]
+        executions = [await ctx.record("visible", shown), await ctx.record("hidden", hidden)]
     else:
         executions = [await ctx.execute(task.program(code), "hidden")]
     record = AttemptRecord(
