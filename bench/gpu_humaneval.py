@@ -289,6 +289,60 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
     engine.close()
 
 
+def scaling(args: argparse.Namespace, device: torch.device, report: dict) -> None:
+    """Generation throughput at k samples per task (the first `--tasks` tasks' lengths × k),
+    for each slot count in `--parallel-sweep`: where adding sequences stops paying."""
+    from codeduel.models._torch_engine import SHAPES, TorchEngine, dummy_weights
+
+    shape = SHAPES[args.dummy]
+    dtype = getattr(torch, args.dtype)
+    lengths = json.loads(Path(args.replay).read_text())["lengths"][: args.tasks]
+    weights = dummy_weights(shape, device, dtype)
+    gen = torch.Generator().manual_seed(0)
+
+    class Count:
+        def push(self, token: int) -> bool:
+            return False
+
+        def end_of_turn(self) -> None:
+            pass
+
+    rows = []
+    for slots in args.parallel_sweep:
+        engine = TorchEngine(weights, slots=slots, max_len=args.max_len, stop_ids=[])
+        capture_s = engine.capture_all()
+        for k in args.samples_per_task:
+            pairs = [pair for pair in lengths for _ in range(k)]
+            prompts = [
+                torch.randint(0, shape.vocab, (p,), generator=gen).tolist() for p, _ in pairs
+            ]
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            futures = [
+                engine.submit(tokens, budget=n, sink=Count())
+                for tokens, (_, n) in zip(prompts, pairs, strict=True)
+            ]
+            done = [f.result() for f in futures]
+            wall = time.perf_counter() - t0
+            tokens = sum(len(d.tokens) for d in done)
+            rows.append(
+                {
+                    "slots": slots,
+                    "samples_per_task": k,
+                    "sequences": len(pairs),
+                    "wall_s": wall,
+                    "tokens": tokens,
+                    "tokens_per_s": tokens / wall,
+                    "capture_s": capture_s,
+                }
+            )
+            print(f"scaling: {json.dumps(rows[-1])}", flush=True)
+        engine.close()
+        del engine
+        torch.cuda.empty_cache()
+    report["scaling"] = rows
+
+
 def limits(report: dict) -> None:
     """Each figure as a fraction of the machine's limit."""
     bw, flops = report["bandwidth_Bps"], report["bf16_flops"]
@@ -329,6 +383,10 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=8)
     parser.add_argument("--out", default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile each layer")
+    parser.add_argument("--scaling", action="store_true", help="samples-per-task sweep")
+    parser.add_argument("--tasks", type=int, default=16)
+    parser.add_argument("--samples-per-task", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--parallel-sweep", type=int, nargs="+", default=[256, 1024])
     args = parser.parse_args()
     device = torch.device(args.device)
     report: dict[str, Any] = {
@@ -345,6 +403,11 @@ def main() -> None:
         flush=True,
     )
     torch.cuda.reset_peak_memory_stats(device)
+    if args.scaling:
+        scaling(args, device, report)
+        Path(args.out or ".").mkdir(parents=True, exist_ok=True)
+        (Path(args.out or ".") / "gpu-scaling.json").write_text(json.dumps(report, indent=1))
+        return
     if args.dummy:
         replay(args, device, report)
     else:
