@@ -23,6 +23,10 @@ RESPONSE_PREFIX = (
 )
 OPEN_FENCE = "```python\n"
 CLOSE_FENCE = "\n```"
+# Top-level statements after the code that the sanitizer drops anyway (example calls, asserts,
+# a __main__ block): generation stops there instead of writing them. On the bundled 0.5B
+# model's full HumanEval run this is 16% of the answer text (docs/performance.md).
+AFTER_CODE = ("\nprint(", "\nassert", "\nif __name__")
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,12 @@ class CodePrompt:
     prefill: str
 
     def config(self, base: GenerateConfig, *, use_prefill: bool = True) -> GenerateConfig:
-        """`base` with this prompt's prefill and the closing fence as a stop."""
+        """`base` with this prompt's prefill, and the closing fence and `AFTER_CODE` as stops."""
         from dataclasses import replace
 
         if not use_prefill:
             return base
-        return replace(base, prefill=self.prefill, stop=(*base.stop, CLOSE_FENCE))
+        return replace(base, prefill=self.prefill, stop=(*base.stop, CLOSE_FENCE, *AFTER_CODE))
 
 
 def code_prompt(task: Task) -> CodePrompt:

@@ -129,3 +129,28 @@ def test_reports_show_the_token_economy(economy: tuple[Store, Run]) -> None:
         [200, 150, 250 / 3]
     )
     assert [(r["code_chars"], r["answer_chars"]) for r in rows] == [(120, 200), (60, 100), (30, 90)]
+
+
+def test_a_declared_price_prices_a_local_model_by_its_tokens(
+    duel: tuple[Store, Run], tmp_path: Path
+) -> None:
+    from codeduel.costs import load_prices
+    from codeduel.report._rows import CostSettings
+
+    store, run = duel
+    table = tmp_path / "prices.json"
+    entry = {"input_per_mtok": 0.1, "output_per_mtok": 0.4, "read_on": "declared"}
+    table.write_text(json.dumps({"version": "test", "models": {LOCAL: entry}}))
+    declared = CostSettings(load_prices(table), report_costs().local)
+    _, (by_energy, _), _, _ = build_report(store, run, report_costs())
+    _, (by_tokens, _), _, _ = build_report(store, run, declared)
+    # Energy: 100 W for 7 × 2 s at $0.2/kWh; declared: its own tokens at $0.1/$0.4 per Mtok.
+    assert by_energy.usd_total == pytest.approx(100 * 14 / 3600 / 1000 * 0.2)
+    tokens_in, tokens_out = store.db.execute(
+        "SELECT SUM(prompt_tokens), SUM(completion_tokens) FROM samples "
+        "WHERE run_id = ? AND model = ?",
+        (run.id, LOCAL),
+    ).fetchone()
+    assert tokens_in and tokens_out
+    assert by_tokens.usd_total == pytest.approx((tokens_in * 0.1 + tokens_out * 0.4) / 1e6)
+    assert by_tokens.usd_total != pytest.approx(by_energy.usd_total)

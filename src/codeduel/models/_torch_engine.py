@@ -118,7 +118,7 @@ def from_hf(model: Any, device: torch.device, dtype: torch.dtype) -> Weights:
         intermediate=config.intermediate_size,
         vocab=config.vocab_size,
         rms_eps=config.rms_norm_eps,
-        rope_theta=float(theta),
+        rope_theta=float(theta or 10000.0),
         qkv_bias=model.model.layers[0].self_attn.q_proj.bias is not None,
     )
 
@@ -419,9 +419,12 @@ class TorchEngine:
         drawn = order.gather(-1, choice)[:, 0]
         return torch.where(temps > 0, drawn, greedy)
 
-    @torch.inference_mode()
     def _prefill(self, seqs: list[_Seq]) -> None:
         """The prompts of `seqs` in one right-padded causal forward; their first tokens out."""
+        with torch.inference_mode():
+            self._prefill_forward(seqs)
+
+    def _prefill_forward(self, seqs: list[_Seq]) -> None:
         s = self.shape
         n = len(seqs)
         longest = max(len(q.request.tokens) for q in seqs)
@@ -475,16 +478,15 @@ class TorchEngine:
                 return size
         return sizes[-1]
 
-    @torch.inference_mode()
     def _run_step(self, n: int, length: int, sample: bool) -> None:
-        if not self.graphs_enabled:
-            self._decode(n, length, sample)
-            return
-        key = (n, length, sample)
-        graph = self._graphs.get(key)
-        if graph is None:
-            graph = self._capture(n, length, sample)
-        graph.replay()
+        with torch.inference_mode():
+            if not self.graphs_enabled:
+                self._decode(n, length, sample)
+                return
+            graph = self._graphs.get((n, length, sample))
+            if graph is None:
+                graph = self._capture(n, length, sample)
+            graph.replay()
 
     def _capture(self, n: int, length: int, sample: bool) -> torch.cuda.CUDAGraph:
         # The warm-up run before capture advances the step buffers: put them back after it.

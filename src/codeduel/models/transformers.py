@@ -250,19 +250,23 @@ class _Stream:
         self.stops = stops
         self.tokens: list[int] = []
         self.finish: FinishReason = "length"
+        # Every token is at least one character, so this many tokens cover any stop string.
+        self.window = max((len(s) for s in stops), default=0) + 1
         self._text: str | None = None
 
     def push(self, token: int) -> bool:
         self.tokens.append(token)
         if token < len(self.candidates) and not self.candidates[token]:
             return False
+        # A stop can only have just completed: look at the last tokens, which hold more
+        # characters than any stop, and decode the whole answer only on a hit.
+        tail = self.tokenizer.decode(self.tokens[-self.window :], skip_special_tokens=False)
+        if not any(s in tail for s in self.stops):
+            return False
         text = self.tokenizer.decode(self.tokens, skip_special_tokens=False)
-        hits = [text.find(s) for s in self.stops if s in text]
-        if hits:
-            self._text = text[: min(hits)]
-            self.finish = "stop"
-            return True
-        return False
+        self._text = text[: min(text.find(s) for s in self.stops if s in text)]
+        self.finish = "stop"
+        return True
 
     def end_of_turn(self) -> None:
         self.finish = "stop"

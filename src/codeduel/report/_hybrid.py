@@ -14,6 +14,7 @@ from typing import Any
 from codeduel.metrics import Estimate, paired_difference_ci
 from codeduel.report._rows import CostSettings, _cost, _is_local
 from codeduel.report._table import Table, markdown_table
+from codeduel.report._table import usd as format_usd
 from codeduel.store import Run, Store
 
 __all__ = [
@@ -418,7 +419,7 @@ def hybrid_tables(hybrid: Hybrid) -> list[Table]:
         share = cas.escalated / cas.samples if cas.samples else 0.0
         body = []
         for point in cas.prefixes:
-            usd = "–" if point.usd_per_problem is None else f"${point.usd_per_problem:.4f}"
+            usd = format_usd(point.usd_per_problem)
             body.append(
                 (
                     " -> ".join(point.models),

@@ -13,6 +13,7 @@ from codeduel.report._hybrid import Hybrid, hybrid_markdown
 from codeduel.report._paired import Paired
 from codeduel.report._rows import ReportRow
 from codeduel.report._table import Table, markdown_table
+from codeduel.report._table import usd as _usd
 from codeduel.store import Run
 
 __all__ = [
@@ -67,13 +68,6 @@ def _num(value: float | None, fmt: str = ".1f") -> str:
     return "–" if value is None else format(value, fmt)
 
 
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value >= 1:
-        return f"${value:,.2f}"
-    # Local energy costs run to fractions of a cent: show three significant digits.
-    return f"${value:.3g}" if value < 0.001 else f"${value:.4f}"
 
 
 def _tokens(summary: Summary | None) -> str:

@@ -75,13 +75,15 @@ def _cost(
     generation_s: float,
     costs: CostSettings,
 ) -> tuple[float | None, str]:
-    if local:
+    price = costs.prices.get(model)
+    # A local model is priced by its energy, unless a token price is declared for it (--prices),
+    # e.g. what a host charges for the same open model.
+    if local and price is None:
         energy = costs.local.energy_usd(generation_s)
         return energy, (
             f"energy: {costs.local.watts:g} W declared × engine time at "
             f"${costs.local.usd_per_kwh:g}/kWh"
         )
-    price = costs.prices.get(model)
     if price is None:
         return None, "no price for this model (add it with --prices)"
     return token_cost(price, tokens_in, tokens_out), (

@@ -21,3 +21,13 @@ def markdown_table(table: Table) -> list[str]:
     lines = ["| " + " | ".join(table.head) + " |", "|" + "---|" * len(table.head)]
     lines += ["| " + " | ".join(row) + " |" for row in table.body]
     return lines
+
+
+def usd(value: float | None) -> str:
+    """Dollars for a table cell: cents for large sums, three significant digits for tiny ones."""
+    if value is None:
+        return "–"
+    if value >= 1:
+        return f"${value:,.2f}"
+    # Local energy costs run to fractions of a cent: show three significant digits.
+    return f"${value:.3g}" if value < 0.001 else f"${value:.4f}"
