@@ -91,7 +91,8 @@ class PrefixPoint:
     pass_at_1: float
     usd_per_problem: float | None
     tokens_per_problem: float
-    generation_s_per_problem: float
+    # Engine seconds (each call's share of a batched engine), what energy is counted from.
+    engine_s_per_problem: float
 
 
 @dataclass(frozen=True)
@@ -319,8 +320,8 @@ def _cascade(
         usd: float | None = 0.0
         tokens = 0
         seconds = 0.0
-        for model, pt, ct, lat, busy in db.execute(
-            _ATTEMPTS + f"SELECT call_model, SUM(pt), SUM(ct), SUM(lat), SUM(busy) FROM at "
+        for model, pt, ct, busy in db.execute(
+            _ATTEMPTS + f"SELECT call_model, SUM(pt), SUM(ct), SUM(busy) FROM at "
             f"WHERE call_model IN ({marks}) GROUP BY call_model",
             (*key, *models),
         ):
@@ -328,7 +329,7 @@ def _cascade(
             cost, _ = _cost(model, local, pt, ct, busy, costs)
             usd = None if usd is None or cost is None else usd + cost
             tokens += pt + ct
-            seconds += lat
+            seconds += busy
         prefixes.append(
             PrefixPoint(
                 models,
@@ -426,7 +427,7 @@ def hybrid_tables(hybrid: Hybrid) -> list[Table]:
                     _pct(point.pass_at_1),
                     usd,
                     f"{point.tokens_per_problem:.0f}",
-                    f"{point.generation_s_per_problem:.1f}",
+                    f"{point.engine_s_per_problem:.1f}",
                 )
             )
         tables.append(
@@ -436,7 +437,7 @@ def hybrid_tables(hybrid: Hybrid) -> list[Table]:
                     "Pass@1 %",
                     "$ per problem",
                     "Tokens per problem",
-                    "Generation s per problem",
+                    "Engine s per problem",
                 ),
                 tuple(body),
                 caption=f"Cascade {cas.system}: escalated {cas.escalated}/{cas.samples} "

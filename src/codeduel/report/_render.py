@@ -68,8 +68,6 @@ def _num(value: float | None, fmt: str = ".1f") -> str:
     return "–" if value is None else format(value, fmt)
 
 
-
-
 def _tokens(summary: Summary | None) -> str:
     return "–" if summary is None else f"{summary.mean:.0f} / {summary.p50:.0f}"
 
