@@ -8,18 +8,15 @@ sequence at a time (bf16 kernels may legitimately differ by batch shape: counted
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 
 from codeduel.models._torch_engine import SHAPES, TorchEngine, dummy_weights
 
-
-class Count:
-    def push(self, token: int) -> bool:
-        return False
-
-    def end_of_turn(self) -> None:
-        pass
+sys.path.insert(0, str(Path(__file__).parent))
+from gpu_humaneval import Count
 
 
 def run(engine: TorchEngine, prompts: list[list[int]], budgets: list[int], together: bool) -> list:

@@ -41,6 +41,16 @@ from codeduel.models import GenerateConfig, Model, parse_model_spec
 from codeduel.prompts import code_prompt
 
 
+class Count:
+    """A sink that never stops a sequence: it decodes exactly its budget."""
+
+    def push(self, token: int) -> bool:
+        return False
+
+    def end_of_turn(self) -> None:
+        pass
+
+
 def measure_bandwidth(device: torch.device) -> float:
     """Bytes per second of a device-to-device copy, counting bytes read and written."""
     src = torch.empty(1 << 30, dtype=torch.uint8, device=device)
@@ -230,13 +240,6 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
     report["warmup"] = {"load_s": time.perf_counter() - start - capture_s, "capture_s": capture_s}
     gen = torch.Generator().manual_seed(0)
 
-    class Count:
-        def push(self, token: int) -> bool:
-            return False
-
-        def end_of_turn(self) -> None:
-            pass
-
     def one_pass(pairs: list[list[int]]) -> tuple[float, list]:
         prompts = [torch.randint(0, shape.vocab, (p,), generator=gen).tolist() for p, _ in pairs]
         t0 = time.perf_counter()
@@ -299,13 +302,6 @@ def scaling(args: argparse.Namespace, device: torch.device, report: dict) -> Non
     lengths = json.loads(Path(args.replay).read_text())["lengths"][: args.tasks]
     weights = dummy_weights(shape, device, dtype)
     gen = torch.Generator().manual_seed(0)
-
-    class Count:
-        def push(self, token: int) -> bool:
-            return False
-
-        def end_of_turn(self) -> None:
-            pass
 
     rows = []
     for slots in args.parallel_sweep:

@@ -157,9 +157,10 @@ async def _run_jobs(
     async def calibrated() -> None:
         try:
             timeouts = await asyncio.wrap_future(calibration)
-        except BaseException as exc:
+        except BaseException:
+            # The run fails with calibration's error; the samples waiting on limits just end.
             for future in limits.values():
-                future.set_exception(exc)
+                future.cancel()
             raise
         store.add_tasks(run.id, [(t.task_id, t.entry_point, timeouts[t.task_id]) for t in tasks])
         for task_id, future in limits.items():
@@ -182,6 +183,15 @@ async def _run_jobs(
         if (key, strategy.name, task.task_id, index) not in done
     ]
     await asyncio.gather(stored_tasks, *pending)
+
+
+def _release(models: list[Model], owned: bool, caches: list[Any]) -> None:
+    """Close the models the run loaded; give a caller's models back as they came."""
+    for model, cache in zip(models, caches, strict=True):
+        if owned:
+            model.close()
+        else:
+            model.cache = cache
 
 
 def run_benchmark(
@@ -210,6 +220,7 @@ def run_benchmark(
         models = list(models)
         if [m.spec for m in models] != list(opts.models):
             raise OptionError("the models given must be the run's models, in order")
+    caches = [model.cache for model in models]
     if opts.reuse_calls:
         calls = StoredCalls(store)
         for model in models:
@@ -224,9 +235,7 @@ def run_benchmark(
         run = _open_run(store, bench, opts, sandbox)
     except BaseException:
         stack.close()
-        if owned:
-            for model in models:
-                model.close()
+        _release(models, owned, caches)
         raise
     try:
         with stack:
@@ -256,9 +265,7 @@ def run_benchmark(
         store.set_run_status(run.id, "interrupted")
         raise
     finally:
-        if owned:
-            for model in models:
-                model.close()
+        _release(models, owned, caches)
     final = store.get_run(run.name)
     assert final is not None
     return final

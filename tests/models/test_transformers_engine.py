@@ -210,3 +210,45 @@ def test_cuda_missing_is_one_clear_error() -> None:
     model = load_model(parse_model_spec(f"transformers/{TINY}"), {"device": "cuda"})
     with pytest.raises(OptionError, match="no CUDA GPU"):
         asyncio.run(model.generate((Message("user", "hi"),), GenerateConfig(max_tokens=2)))
+
+
+def test_the_stream_stops_at_the_first_stop_and_decodes_rarely(hf: tuple[Any, Any]) -> None:
+    from codeduel.models.transformers import _StopFilter, _Stream, _Vocab
+    from codeduel.prompts import AFTER_CODE, CLOSE_FENCE
+
+    _, tokenizer = hf
+    stops = (CLOSE_FENCE, *AFTER_CODE)
+    vocab = _Vocab.of(tokenizer)
+    check = _StopFilter(
+        vocab,
+        vocab.candidates(frozenset(s[-1] for s in stops)),
+        newline_led=True,
+        longest=max(len(s) for s in stops),
+    )
+    code = "def add(a, b):\n    print('adding')\n    assert a is not None\n    return a + b\n"
+    decodes = 0
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(tokenizer, name)
+
+        def decode(self, *args: Any, **kwargs: Any) -> str:
+            nonlocal decodes
+            decodes += 1
+            return str(tokenizer.decode(*args, **kwargs))
+
+    for tail, expected in [("\nprint(add(1, 2))\n", code.rstrip("\n")), ("", None)]:
+        decodes = 0
+        stream = _Stream(Counting(), stops, check)
+        text = code.rstrip("\n") + tail if tail else code
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        stopped = any(stream.push(t) for t in ids)
+        if expected is None:
+            assert not stopped and stream.finish == "length"
+            assert stream.final_text() == code
+        else:
+            assert stopped and stream.finish == "stop"
+            # Cut before the top-level print; the indented print and assert are code.
+            assert stream.final_text() == expected
+        # Only tokens near a line start with a stop's last character are looked at.
+        assert decodes < len(ids) / 2

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import ctypes
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import Protocol
 import llama_cpp
 
 from codeduel.errors import ModelError
+from codeduel.models._futures import fail, resolve
 from codeduel.models._types import GenerateConfig
 
 __all__ = ["BatchEngine", "Finished", "TokenSink"]
@@ -125,9 +125,9 @@ class BatchEngine:
         self._thread.join()
         for slot in self._active:
             llama_cpp.llama_sampler_free(slot.sampler)
-            _fail(slot.request.future, ModelError("the llama.cpp batch engine was closed"))
+            fail(slot.request.future, ModelError("the llama.cpp batch engine was closed"))
         for request in self._queue:
-            _fail(request.future, ModelError("the llama.cpp batch engine was closed"))
+            fail(request.future, ModelError("the llama.cpp batch engine was closed"))
         self._active.clear()
         self._queue.clear()
         llama_cpp.llama_batch_free(self._batch)
@@ -223,10 +223,10 @@ class BatchEngine:
         self._free.append(slot.seq_id)
         future = slot.request.future
         if error is not None:
-            _fail(future, error)
+            fail(future, error)
         else:
             finished = Finished(slot.started, slot.first_token, time.perf_counter(), slot.busy_s)
-            _resolve(future, finished)
+            resolve(future, finished)
 
 
 def _sampler(config: GenerateConfig) -> ctypes.c_void_p:
@@ -242,14 +242,3 @@ def _sampler(config: GenerateConfig) -> ctypes.c_void_p:
     for step in steps:
         llama_cpp.llama_sampler_chain_add(chain, step)
     return chain
-
-
-def _resolve(future: concurrent.futures.Future[Finished], value: Finished) -> None:
-    # A request cancelled meanwhile (its caller gave up) has nobody to tell.
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_result(value)
-
-
-def _fail(future: concurrent.futures.Future[Finished], error: BaseException) -> None:
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_exception(error)

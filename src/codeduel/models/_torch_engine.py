@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import math
 import threading
 import time
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from codeduel.errors import ModelError
+from codeduel.models._futures import fail, resolve
 
 __all__ = ["Finished", "Shape", "Sink", "TorchEngine", "Weights", "dummy_weights", "from_hf"]
 
@@ -331,7 +331,6 @@ class TorchEngine:
         self.top_p_buf = torch.ones(slots, device=dev, dtype=torch.float32)
         self.out_buf = torch.zeros(slots, device=dev, dtype=torch.long)
         self.ring = torch.zeros(lookahead, slots, device=dev, dtype=torch.long)
-        self.stop_ids = torch.tensor(sorted(set(stop_ids)), device=dev, dtype=torch.long)
         self._stop_set = set(stop_ids)
         self.batch_buckets = _buckets(slots, 1)
         self.len_buckets = _buckets(max_len, min(256, max_len))
@@ -553,9 +552,9 @@ class TorchEngine:
             self._cv.notify()
         self._thread.join()
         for seq in self._seqs:
-            _fail(seq.request.future, ModelError("the transformers batch engine was closed"))
+            fail(seq.request.future, ModelError("the transformers batch engine was closed"))
         for request in self._queue:
-            _fail(request.future, ModelError("the transformers batch engine was closed"))
+            fail(request.future, ModelError("the transformers batch engine was closed"))
         self._seqs.clear()
         self._queue.clear()
         self._graphs.clear()
@@ -586,7 +585,7 @@ class TorchEngine:
                     self._step()
             except Exception as exc:  # a failed forward fails every sequence in it
                 for seq in list(self._seqs):
-                    _fail(seq.request.future, exc)
+                    fail(seq.request.future, exc)
                 self._seqs.clear()
 
     def _admit(self) -> list[_Seq]:
@@ -655,7 +654,7 @@ class TorchEngine:
         for seq in self._seqs:
             if seq.done:
                 finished = Finished(seq.started, seq.first_token, now, seq.busy_s, seq.out)
-                _resolve(seq.request.future, finished)
+                resolve(seq.request.future, finished)
             else:
                 keep.append(seq)
         holes = iter(sorted({q.slot for q in self._seqs if q.done and q.slot < len(keep)}))
@@ -672,13 +671,3 @@ class TorchEngine:
                 seq.slot = hole
         keep.sort(key=lambda q: q.slot)
         self._seqs = keep
-
-
-def _resolve(future: concurrent.futures.Future[Finished], value: Finished) -> None:
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_result(value)
-
-
-def _fail(future: concurrent.futures.Future[Finished], error: BaseException) -> None:
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_exception(error)

@@ -13,7 +13,7 @@ import resource
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from codeduel.models._provider import Capabilities, Provider, ProviderOptions
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 from codeduel.models.bundled import BUNDLED, resolve_model_file
 from codeduel.models.families import Family, family_for_template
+from codeduel.prompts import AFTER_CODE, CLOSE_FENCE
 
 __all__ = ["TransformersOptions", "TransformersProvider"]
 
@@ -59,7 +60,8 @@ class TransformersProvider(Provider):
         self._template = FALLBACK_TEMPLATE
         self._family: Family = family_for_template(None)
         self._path: Path | None = None
-        self._candidates: dict[frozenset[str], list[bool]] = {}
+        self._vocab: _Vocab | None = None
+        self._filters: dict[tuple[str, ...], _StopFilter] = {}
         self._stops: tuple[str, ...] = ()
         self._bos = self._eos = ""
         self.timings: dict[str, float] = {}
@@ -74,8 +76,14 @@ class TransformersProvider(Provider):
             return self._engine
 
     def _build(self) -> Any:
-        import torch
-        import transformers
+        try:
+            import torch
+            import transformers
+        except ImportError as exc:
+            raise OptionError(
+                f"provider 'transformers' needs a package that is missing ({exc.name}): "
+                "pip install 'codeduel[gpu]'"
+            ) from None
 
         from codeduel.models._torch_engine import TorchEngine, from_hf
 
@@ -113,7 +121,8 @@ class TransformersProvider(Provider):
                 text_stops.append(marker)
         self._tokenizer = tokenizer
         self._stops = tuple(text_stops)
-        self._candidates_for(self._family.code_stop + self._stops)
+        self._vocab = _Vocab.of(tokenizer)
+        self._filter_for((CLOSE_FENCE, *AFTER_CODE, *self._stops))
         engine = TorchEngine(
             weights,
             slots=self.opts.parallel,
@@ -154,11 +163,14 @@ class TransformersProvider(Provider):
     # -- generation --------------------------------------------------------------------------
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
-        engine = await asyncio.to_thread(self.load)
+        engine = self._engine or await asyncio.to_thread(self.load)
         prompt = self.render(messages, config)
         tokens = self._tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(tokens) + engine.lookahead + 1 >= engine.max_len:
+            # No room to answer: an empty answer cut by length, as llamacpp gives (scored).
+            return ModelOutput("", "length", len(tokens), 0, 0.0, prompt_text=prompt)
         stops = tuple(config.stop) + self._stops
-        stream = _Stream(self._tokenizer, self._candidates_for(stops), stops)
+        stream = _Stream(self._tokenizer, stops, self._filter_for(stops))
         future = engine.submit(
             tokens,
             budget=config.max_tokens,
@@ -182,11 +194,18 @@ class TransformersProvider(Provider):
             extra={"parallel": self.opts.parallel},
         )
 
-    def _candidates_for(self, stops: Sequence[str]) -> list[bool]:
-        key = frozenset(s[-1] for s in stops if s)
-        if key not in self._candidates:
-            self._candidates[key] = _candidates(self._tokenizer, key)
-        return self._candidates[key]
+    def _filter_for(self, stops: Sequence[str]) -> _StopFilter:
+        key = tuple(stops)
+        if key not in self._filters:
+            assert self._vocab is not None
+            lasts = frozenset(s[-1] for s in stops if s)
+            self._filters[key] = _StopFilter(
+                self._vocab,
+                self._vocab.candidates(lasts),
+                newline_led=all(s.startswith("\n") for s in stops),
+                longest=max((len(s) for s in stops), default=0),
+            )
+        return self._filters[key]
 
     def _vram_bytes(self) -> int | None:
         import torch
@@ -223,43 +242,84 @@ class TransformersProvider(Provider):
                 self._engine = None
 
 
-def _candidates(tokenizer: Any, lasts: frozenset[str]) -> list[bool]:
-    """Per token id: may it complete a stop string? Only those make the text be looked at.
+_NEWLINES = ("\n", "Ċ", "<0x0A>")  # a newline as text, in byte-level BPE, in SentencePiece
 
-    A stop string is complete once the token holding its last character (`lasts`) is out.
-    Printable ASCII is spelled as itself in both byte-level BPE and SentencePiece vocabularies;
-    for any other last character every token is a candidate.
-    """
-    size = len(tokenizer)
-    if any(not (c.isascii() and c.isprintable() and c != " ") for c in lasts):
-        return [True] * size
-    pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
-    special = set(tokenizer.all_special_ids)
-    return [
-        i in special or piece is None or any(c in piece for c in lasts)
-        for i, piece in enumerate(pieces)
-    ]
+
+@dataclass(frozen=True)
+class _Vocab:
+    """Per token id, what the stop check needs without decoding: the pieces' lengths in bytes
+    and the bytes after each piece's last newline (-1: none)."""
+
+    lengths: list[int]
+    after_newline: list[int]
+    pieces: list[str | None]
+    special: frozenset[int]
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> _Vocab:
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        lengths, after = [], []
+        for piece in pieces:
+            text = piece or ""
+            byte = len(text) == 6 and text.startswith("<0x") and text.endswith(">")
+            lengths.append(1 if byte else len(text))
+            ends = [text.rfind(n) + len(n) for n in _NEWLINES if n in text]
+            after.append(len(text) - max(ends) if ends else -1)
+        return cls(lengths, after, pieces, frozenset(tokenizer.all_special_ids))
+
+    def candidates(self, lasts: frozenset[str]) -> list[bool]:
+        """May the token complete a stop? Only if it holds a stop's last character: printable
+        ASCII is spelled as itself in byte-level BPE and SentencePiece vocabularies alike; for
+        any other last character every token may."""
+        if any(not (c.isascii() and c.isprintable() and c != " ") for c in lasts):
+            return [True] * len(self.pieces)
+        return [
+            i in self.special or piece is None or any(c in piece for c in lasts)
+            for i, piece in enumerate(self.pieces)
+        ]
+
+
+@dataclass(frozen=True)
+class _StopFilter:
+    vocab: _Vocab
+    candidates: list[bool]
+    # Every stop starts with a newline: a stop can then only end in a token that starts
+    # within `longest` bytes after the last newline, which rules out most tokens of a line.
+    newline_led: bool
+    longest: int
 
 
 class _Stream:
-    """Tokens to text, cut at the first stop string; the engine ends the sequence on True."""
+    """Tokens to text, cut at the first stop string; the engine ends the sequence on True.
 
-    def __init__(self, tokenizer: Any, candidates: list[bool], stops: tuple[str, ...]) -> None:
+    Decoding is the costly part, so a token is looked at only when a stop could have just
+    completed in it (`_StopFilter`), and then only the last few tokens are decoded.
+    """
+
+    def __init__(self, tokenizer: Any, stops: tuple[str, ...], check: _StopFilter) -> None:
         self.tokenizer = tokenizer
-        self.candidates = candidates
         self.stops = stops
+        self.check = check
         self.tokens: list[int] = []
         self.finish: FinishReason = "length"
         # Every token is at least one character, so this many tokens cover any stop string.
-        self.window = max((len(s) for s in stops), default=0) + 1
+        self.window = check.longest + 1
+        # Bytes since the last newline; the answer starts on a new line (after the fence).
+        self.since_newline = 0
         self._text: str | None = None
 
     def push(self, token: int) -> bool:
         self.tokens.append(token)
-        if token < len(self.candidates) and not self.candidates[token]:
+        check = self.check
+        if token >= len(check.candidates):
             return False
-        # A stop can only have just completed: look at the last tokens, which hold more
-        # characters than any stop, and decode the whole answer only on a hit.
+        before = self.since_newline
+        after = check.vocab.after_newline[token]
+        self.since_newline = after if after >= 0 else before + check.vocab.lengths[token]
+        if check.newline_led and after < 0 and before >= check.longest:
+            return False
+        if not check.candidates[token]:
+            return False
         tail = self.tokenizer.decode(self.tokens[-self.window :], skip_special_tokens=False)
         if not any(s in tail for s in self.stops):
             return False
