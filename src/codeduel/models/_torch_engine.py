@@ -105,8 +105,13 @@ def from_hf(model: Any, device: torch.device, dtype: torch.dtype) -> Weights:
     if rope_type not in ("default", None):
         raise ModelError(f"rope scaling {rope_type!r} is not supported by the transformers engine")
     theta = rope.get("rope_theta") or getattr(config, "rope_theta", 10000.0)
-    if getattr(config, "use_sliding_window", False):
+    window = getattr(config, "sliding_window", None)
+    if getattr(config, "use_sliding_window", kind == "mistral" and window is not None):
         raise ModelError("sliding-window attention is not supported by the transformers engine")
+    first = model.model.layers[0]
+    biased = [first.self_attn.o_proj, first.mlp.gate_proj, first.mlp.up_proj, first.mlp.down_proj]
+    if any(linear.bias is not None for linear in biased):
+        raise ModelError("output or MLP biases are not supported by the transformers engine")
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     shape = Shape(
@@ -590,10 +595,12 @@ class TorchEngine:
 
     def _admit(self) -> list[_Seq]:
         admitted: list[_Seq] = []
-        tokens = 0
+        longest = 0
         while self._queue and len(self._seqs) < self.slots:
             request = self._queue[0]
-            if admitted and tokens + len(request.tokens) > self.prefill_tokens:
+            # The prefill is right-padded: its size is rows × the longest prompt.
+            padded = (len(admitted) + 1) * max(longest, len(request.tokens))
+            if admitted and padded > self.prefill_tokens:
                 break
             self._queue.popleft()
             if request.future.cancelled():
@@ -601,7 +608,7 @@ class TorchEngine:
             seq = _Seq(request, len(self._seqs), time.perf_counter())  # slots stay dense
             self._seqs.append(seq)
             admitted.append(seq)
-            tokens += len(request.tokens)
+            longest = max(longest, len(request.tokens))
         return admitted
 
     def _step(self) -> None:
