@@ -193,6 +193,11 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
 
+def _mlp(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    gate, up = F.linear(x, gate_up).chunk(2, dim=-1)
+    return F.linear(F.silu(gate) * up, down)
+
+
 def _decode_layer(
     h: torch.Tensor,
     norm1: torch.Tensor,
@@ -228,8 +233,7 @@ def _decode_layer(
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(h.dtype)
     att = torch.bmm(probs, values).view(n, heads * hd)
     h = h + F.linear(att, o_w)
-    gate, up = F.linear(_rms_norm(h, norm2, eps), gate_up).chunk(2, dim=-1)
-    return h + F.linear(F.silu(gate) * up, down)
+    return h + _mlp(_rms_norm(h, norm2, eps), gate_up, down)
 
 
 class Sink(Protocol):
@@ -272,6 +276,11 @@ class _Seq:
     first_token: float | None = None
     busy_s: float = 0.0
     done: bool = False
+
+
+def _bucket(sizes: list[int], need: int) -> int:
+    """The smallest size that holds `need` (the largest if none does)."""
+    return next((size for size in sizes if size >= need), sizes[-1])
 
 
 def _buckets(limit: int, smallest: int) -> list[int]:
@@ -352,15 +361,6 @@ class TorchEngine:
 
     # -- the forward -------------------------------------------------------------------------
 
-    def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return _rms_norm(x, weight, self.shape.rms_eps)
-
-    _rope = staticmethod(_rotate)
-
-    def _mlp(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        gate, up = F.linear(x, layer.gate_up).chunk(2, dim=-1)
-        return F.linear(F.silu(gate) * up, layer.down)
-
     def _decode(self, n: int, length: int, sample: bool) -> None:
         """One token for slots [0, n): reads tokens_buf/pos_buf, writes out_buf, advances.
 
@@ -401,7 +401,7 @@ class TorchEngine:
                 s.head_dim,
                 s.rms_eps,
             )
-        logits = F.linear(self._rms(h, self.w.norm), self.w.lm_head)
+        logits = F.linear(_rms_norm(h, self.w.norm, s.rms_eps), self.w.lm_head)
         self.out_buf[:n] = (
             self._pick(logits, self.temp_buf[:n], self.top_p_buf[:n])
             if sample
@@ -439,12 +439,11 @@ class TorchEngine:
         slots = torch.tensor([q.slot for q in seqs], device=self.device)
         last = torch.tensor([len(q.request.tokens) - 1 for q in seqs], device=self.device)
         cos, sin = self.cos[None, :longest, None, :], self.sin[None, :longest, None, :]
-        heads, kv, hd = s.heads, s.kv_heads, s.head_dim
+        heads, kv, hd, eps = s.heads, s.kv_heads, s.head_dim, s.rms_eps
         h = self.w.embed[ids]
         for i, layer in enumerate(self.w.layers):
-            qkv = F.linear(self._rms(h, layer.norm1), layer.qkv, layer.qkv_bias)
-            qk = qkv[..., : (heads + kv) * hd].view(n, longest, heads + kv, hd)
-            qk = self._rope(qk, cos, sin)
+            qkv = F.linear(_rms_norm(h, layer.norm1, eps), layer.qkv, layer.qkv_bias)
+            qk = _rotate(qkv[..., : (heads + kv) * hd].view(n, longest, heads + kv, hd), cos, sin)
             q = qk[:, :, :heads].transpose(1, 2)
             k = qk[:, :, heads:].transpose(1, 2)
             v = qkv[..., (heads + kv) * hd :].view(n, longest, kv, hd).transpose(1, 2)
@@ -453,9 +452,9 @@ class TorchEngine:
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
             att = att.transpose(1, 2).reshape(n, longest, heads * hd)
             h = h + F.linear(att, layer.o)
-            h = h + self._mlp(layer, self._rms(h, layer.norm2))
+            h = h + _mlp(_rms_norm(h, layer.norm2, eps), layer.gate_up, layer.down)
         h = h[torch.arange(n, device=self.device), last]
-        logits = F.linear(self._rms(h, self.w.norm), self.w.lm_head)
+        logits = F.linear(_rms_norm(h, self.w.norm, eps), self.w.lm_head)
         temps = torch.tensor([q.request.temperature for q in seqs], device=self.device)
         tops = torch.tensor([q.request.top_p for q in seqs], device=self.device)
         self.temp_buf[slots], self.top_p_buf[slots] = temps, tops
@@ -475,12 +474,6 @@ class TorchEngine:
         return any(q.request.temperature > 0 for q in seqs)
 
     # -- graphs ------------------------------------------------------------------------------
-
-    def _bucket(self, sizes: list[int], need: int) -> int:
-        for size in sizes:
-            if size >= need:
-                return size
-        return sizes[-1]
 
     def _run_step(self, n: int, length: int, sample: bool) -> None:
         with torch.inference_mode():
@@ -620,8 +613,8 @@ class TorchEngine:
         """
         n = len(self._seqs)
         k = self.lookahead
-        batch = self._bucket(self.batch_buckets, n)
-        length = self._bucket(self.len_buckets, max(q.pos for q in self._seqs) + k)
+        batch = _bucket(self.batch_buckets, n)
+        length = _bucket(self.len_buckets, max(q.pos for q in self._seqs) + k)
         sample = self._sampling(self._seqs)
         start = time.perf_counter()
         for j in range(k):
