@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", default="qwen2.5-coder-0.5b-instruct")
     parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--compile", action="store_true", help="both engines compiled")
     args = parser.parse_args()
     shape = SHAPES[args.shape]
     weights = dummy_weights(shape, torch.device("cuda"), torch.bfloat16)
@@ -44,9 +45,11 @@ def main() -> None:
         for n in torch.randint(20, 400, (args.n,), generator=gen)
     ]
     budgets = [int(b) for b in torch.randint(5, 300, (args.n,), generator=gen)]
-    graphs = TorchEngine(weights, slots=32, max_len=1024, stop_ids=[])
+    graphs = TorchEngine(weights, slots=32, max_len=1024, stop_ids=[], compile=args.compile)
     print(f"capture: {graphs.capture_all():.2f} s for {len(graphs._graphs)} graphs")
-    eager = TorchEngine(weights, slots=32, max_len=1024, stop_ids=[], cuda_graphs=False)
+    eager = TorchEngine(
+        weights, slots=32, max_len=1024, stop_ids=[], cuda_graphs=False, compile=args.compile
+    )
     a = run(graphs, prompts, budgets, together=True)
     b = run(eager, prompts, budgets, together=True)
     c = run(graphs, prompts, budgets, together=False)
