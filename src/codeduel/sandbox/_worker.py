@@ -862,6 +862,8 @@ def _serve(base: Setup, worker_failures: dict[str, str], channel: _Channel | Non
         _scrub_process_state(SCRATCH_IN_NAMESPACE)  # what every sample starts with
     # Objects that exist now are never scanned by the collector again: fewer copy-on-write faults.
     gc.freeze()
+    # The heap that start-up used and freed (imports, the probe) need not be mapped into samples.
+    linux.release_free_heap()
     while (request := channel.receive()) is not None:
         try:
             reply, _ = run_job(setup, request["program"], float(request["timeout_s"]), channel)
