@@ -38,8 +38,9 @@ class TransformersOptions(ProviderOptions):
     # Tokens per sequence (prompt and answer) the static KV cache holds.
     max_len: int = Field(default=2048, ge=64, le=32768)
     cuda_graphs: bool = True
-    # torch.compile each decoder layer (fuses its elementwise work; compiling adds warm-up).
-    compile: bool = False
+    # On CUDA, torch.compile fuses each layer's elementwise pieces (norm, rotary, activation)
+    # into one kernel each: 1.3x the single-stream speed of the 1.5B model, ~10 s more warm-up.
+    compile: bool = True
 
 
 class TransformersProvider(Provider):
