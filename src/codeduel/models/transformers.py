@@ -232,6 +232,7 @@ class TransformersProvider(Provider):
             "family": self._family.name,
             "weights_bytes": engine.w.nbytes(),
             "cuda_graphs": engine.graphs_enabled,
+            "compiled": engine.compiled,
             "warmup": self.timings,
             "options": self.opts.model_dump(),
         }
