@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import resource
 import socket
@@ -225,51 +226,160 @@ def test_secrets_in_the_environment_are_not_visible(monkeypatch: pytest.MonkeyPa
     ]
 
 
-def _visible_parent() -> Path:
-    """A writable directory that samples see (they get their own /tmp, /var/tmp, /dev/shm)."""
-    private = ("/tmp", "/var/tmp", "/dev/shm")
-    for candidate in (Path.cwd(), Path("/srv"), Path("/opt")):
-        if not str(candidate.resolve()).startswith(private) and os.access(candidate, os.W_OK):
+def _outside_home_and_tmp() -> Path:
+    """A directory that the test can write, outside the caller's home and the tmp mounts:
+    where a team keeps its checkouts, /srv, /opt (the test's own working directory first)."""
+    private = ("/tmp", "/var/tmp", "/dev/shm", os.path.expanduser("~"))
+    for candidate in (Path.cwd(), Path("/srv"), Path("/opt"), Path("/var/lib")):
+        resolved = str(candidate.resolve())
+        if not resolved.startswith(private) and os.access(candidate, os.W_OK):
             return candidate
-    pytest.skip("no writable directory outside the private tmp mounts")
+    pytest.skip("no writable directory outside the home and the private tmp mounts")
+
+
+def _without_the_view() -> Sandbox:
+    """The control for each leak below: the same sandbox with the allowlisted root switched
+    off (the test switch), which must show the leak, or the test could not fail. As root the
+    samples then keep uid 0, so that an interpreter under /root stays usable to them."""
+    os.environ["CODEDUEL_SANDBOX_DISABLE"] = "allowlisted_root,dropped_privileges"
+    try:
+        return Sandbox(workers=1, allow_unsafe=True)
+    finally:
+        del os.environ["CODEDUEL_SANDBOX_DISABLE"]
 
 
 @pytest.fixture
-def home_with_a_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path, str]]:
-    """A home directory anyone could read, and a control directory beside it."""
+def outside() -> Iterator[Path]:
+    """A fresh world-readable directory outside the home and /tmp."""
     import shutil
     import tempfile
 
-    parent = Path(tempfile.mkdtemp(prefix=".codeduel-test-", dir=_visible_parent()))
-    parent.chmod(0o755)
-    secret = f"-----BEGIN OPENSSH PRIVATE KEY----- {uuid.uuid4().hex}"
-    for name in ("home", "control"):
-        (parent / name / ".ssh").mkdir(mode=0o755, parents=True)
-        (parent / name).chmod(0o755)
-        (parent / name / ".ssh" / "id_ed25519").write_text(secret)
-        (parent / name / ".ssh" / "id_ed25519").chmod(0o644)
-    monkeypatch.setenv("HOME", str(parent / "home"))
-    yield parent / "home", parent / "control", secret
-    shutil.rmtree(parent)
+    directory = Path(tempfile.mkdtemp(prefix=".codeduel-test-", dir=_outside_home_and_tmp()))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory)
 
 
-def test_the_users_home_is_hidden(home_with_a_key: tuple[Path, Path, str]) -> None:
-    home, control, secret = home_with_a_key
-    read = (
-        "import os\nprint(sorted(os.listdir({d!r})))\n"
-        "print(open({d!r} + '/.ssh/id_ed25519').read())\n"
-    )
+def test_host_files_outside_the_home_and_tmp_are_not_in_the_view(outside: Path) -> None:
+    secret = f"team-secret-{uuid.uuid4().hex}"
+    (outside / "secret.txt").write_text(secret)
+    (outside / "secret.txt").chmod(0o644)
+    read = f"import os\nprint(os.path.exists({str(outside)!r}))\n"
+    read += f"print(open({str(outside / 'secret.txt')!r}).read())\n"
+    with _without_the_view() as box:
+        assert secret in box.run(read, 5.0).stdout  # the control: world-readable, it leaks
     with Sandbox(workers=1) as box:
-        # The control: the same files outside the home are readable to a sample.
-        seen = box.run(read.format(d=str(control)), 5.0)
-        hidden = box.run(read.format(d=str(home)), 5.0)
-        # The interpreter still works: its own directories are mounted back.
+        result = box.run(read, 5.0)
+    assert result.status == "error"
+    assert result.stdout == "False\n"
+    assert "FileNotFoundError" in result.detail
+    assert secret not in result.stdout + result.stderr + result.detail
+
+
+@pytest.fixture
+def home_with_a_key(outside: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """A home directory anyone could read, with a key in it."""
+    secret = f"-----BEGIN OPENSSH PRIVATE KEY----- {uuid.uuid4().hex}"
+    (outside / "home" / ".ssh").mkdir(mode=0o755, parents=True)
+    (outside / "home").chmod(0o755)
+    (outside / "home" / ".ssh" / "id_ed25519").write_text(secret)
+    (outside / "home" / ".ssh" / "id_ed25519").chmod(0o644)
+    monkeypatch.setenv("HOME", str(outside / "home"))
+    yield outside / "home", secret
+
+
+def test_the_users_home_is_hidden(home_with_a_key: tuple[Path, str]) -> None:
+    home, secret = home_with_a_key
+    read = f"import os\nprint(open({str(home)!r} + '/.ssh/id_ed25519').read())\n"
+    with _without_the_view() as box:
+        assert secret in box.run(read, 5.0).stdout  # the control
+    with Sandbox(workers=1) as box:
+        hidden = box.run(read, 5.0)
+        # The interpreter still works: its own directories are in the view.
         assert box.run("import json, sqlite3, decimal\n", 5.0).status == "passed"
-    assert seen.status == "passed" and secret in seen.stdout
     assert hidden.status == "error"
-    assert hidden.stdout.splitlines()[0] == "[]"
     assert "FileNotFoundError" in hidden.detail
     assert secret not in hidden.stdout + hidden.stderr
+
+
+def _under_run() -> Path:
+    """Where system daemons keep their sockets: /run, or, where the test may not write there,
+    a directory outside the home and /tmp."""
+    return Path("/run") if os.access("/run", os.W_OK) else _outside_home_and_tmp()
+
+
+def test_host_unix_sockets_and_fifos_in_the_file_system_are_unreachable() -> None:
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="codeduel-test-", dir=_under_run()))
+    directory.chmod(0o755)
+    sock_path, fifo_path = directory / "daemon.sock", directory / "daemon.fifo"
+    program = (
+        "import os, socket\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "try:\n"
+        f"    s.connect({str(sock_path)!r})\n"
+        "    s.sendall(b'connected')\n"
+        "    print('connected')\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+        f"fd = os.open({str(fifo_path)!r}, os.O_WRONLY | os.O_NONBLOCK)\n"
+        "os.write(fd, b'written')\n"
+    )
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(str(sock_path))
+            sock_path.chmod(0o777)
+            server.listen()
+            server.setblocking(False)
+            os.mkfifo(fifo_path, 0o666)
+            fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                with _without_the_view() as box:  # the control: through a read-only bind
+                    leaked = box.run(program, 5.0)
+                assert leaked.status == "passed", leaked.detail
+                assert leaked.stdout == "connected\n"
+                server.accept()[0].close()
+                assert os.read(fifo, 64) == b"written"
+                with Sandbox(workers=1) as box:
+                    result = box.run(program, 5.0)
+                assert result.stdout == "FileNotFoundError\n"
+                assert result.status == "error" and "FileNotFoundError" in result.detail
+                with pytest.raises(BlockingIOError):
+                    server.accept()
+                assert os.read(fifo, 64) == b""  # no writer came, nothing was written
+            finally:
+                os.close(fifo)
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_the_root_directory_lists_only_the_allowlist(sandbox: Sandbox) -> None:
+    system = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr"}
+    made = {"dev", "etc", "proc", "run", "tmp", "var"}
+    interpreter = {sys.prefix, sys.base_prefix, os.path.dirname(sys.executable), *sys.path}
+    interpreter |= {os.path.realpath(path) for path in interpreter}
+    tops = {path.split("/")[1] for path in interpreter if path.startswith("/") and path != "/"}
+    program = (
+        "import os, json\n"
+        "print(json.dumps({d: sorted(os.listdir(d)) for d in ['/', '/run', '/dev', '/etc']}))\n"
+    )
+    result = sandbox.run(program, 5.0)
+    assert result.status == "passed", result.detail
+    listing = json.loads(result.stdout)
+    assert set(listing["/"]) <= system | made | tops
+    assert made <= set(listing["/"])
+    for host_only in set(os.listdir("/")) - system - made - tops:
+        assert host_only not in listing["/"]  # /srv, /opt, /mnt, /home, /sys, /boot, ...
+    assert listing["/run"] == []
+    assert set(listing["/dev"]) <= {
+        "null", "zero", "full", "random", "urandom", "shm", "fd", "stdin", "stdout", "stderr"
+    }  # fmt: skip
+    assert set(listing["/etc"]) <= {
+        "passwd", "group", "hosts", "nsswitch.conf", "ld.so.cache", "ld.so.conf",
+        "ld.so.conf.d", "localtime", "timezone", "alternatives",
+    }  # fmt: skip
 
 
 def test_scratch_directory_is_writable(sandbox: Sandbox) -> None:

@@ -18,6 +18,7 @@ MS_NOEXEC = 0x8
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MNT_DETACH = 0x2
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -29,6 +30,9 @@ _MOUNT_ATTR_RDONLY = 0x1
 # The same number on every architecture: added after the syscall tables were unified.
 _SYS_MOUNT_SETATTR = 442
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+# pivot_root has no C library wrapper; its number is 155 on x86-64 and 41 where the generic
+# syscall table is used (arm64, riscv64, loongarch64).
+_SYS_PIVOT_ROOT = {"x86_64": 155, "i686": 217, "i386": 217}.get(os.uname().machine, 41)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.unshare.argtypes = [ctypes.c_int]
@@ -95,6 +99,21 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
         ),
         f"mount {target}",
     )
+
+
+def umount(target: str, flags: int = 0) -> None:
+    """umount2(2)."""
+    _check(int(_libc.umount2(target.encode(), flags)), f"umount {target}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2): `new_root` becomes the root mount of this mount namespace."""
+    result = _libc.syscall(
+        ctypes.c_long(_SYS_PIVOT_ROOT),
+        ctypes.c_char_p(new_root.encode()),
+        ctypes.c_char_p(put_old.encode()),
+    )
+    _check(int(result), f"pivot_root {new_root}")
 
 
 def set_readonly(path: str, readonly: bool, recursive: bool) -> None:

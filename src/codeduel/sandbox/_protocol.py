@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 DISABLE_ENV = "CODEDUEL_SANDBOX_DISABLE"
-# The caller's home directories, which the worker hides from samples (os.pathsep-separated).
-HIDE_ENV = "CODEDUEL_SANDBOX_HIDE"
 """For tests only: comma-separated layers a worker must not set up, as if they had failed."""
+OUTER_IDS_ENV = "CODEDUEL_SANDBOX_OUTER_IDS"
+"""Set for a worker that bubblewrap started in a user namespace where it is root: "uid:gid"
+of the user outside, whom the samples run as."""
 NOT_ROOT = "not root: samples run as the invoking user, who has no privileges to drop"
 """Why `dropped_privileges` is off for a non-root user: nothing to warn about."""
 

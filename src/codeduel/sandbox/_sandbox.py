@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -23,8 +24,8 @@ import codeduel
 from codeduel.errors import SandboxError, UnsafeSandboxError
 from codeduel.sandbox._protocol import (
     DISABLE_ENV,
-    HIDE_ENV,
     NOT_ROOT,
+    OUTER_IDS_ENV,
     ChannelClosed,
     read_message,
     write_message,
@@ -39,8 +40,19 @@ _REPLY_GRACE_S = 30.0
 # Requests queued per worker in `map`: one runs while the next waits in the worker's buffer.
 _PIPELINE_DEPTH = 2
 
-REQUIRED_LAYERS = ("pid_namespace", "net_namespace", "rlimits")
+REQUIRED_LAYERS = ("pid_namespace", "net_namespace", "rlimits", "allowlisted_root")
 """Without these, untrusted code runs only with `allow_unsafe` (the CLI's --unsafe-sandbox)."""
+
+LAUNCH_ENV = "CODEDUEL_SANDBOX"
+"""How workers start: `auto` (the default), `direct`, or `bubblewrap` (forced)."""
+LAUNCHES = ("auto", "direct", "bubblewrap")
+_APPARMOR_USERNS = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+APPARMOR_HINT = (
+    "AppArmor restricts unprivileged user namespaces here "
+    "(kernel.apparmor_restrict_unprivileged_userns=1): install bubblewrap "
+    "(`sudo apt install bubblewrap`, whose AppArmor profile permits them) and codeduel starts "
+    "its workers through it, or run as root"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +61,10 @@ class Isolation:
 
     layers: dict[str, bool]
     reasons: dict[str, str]
+    launch: str = "direct"
+    """How the workers were started: `direct`, or `bubblewrap` around each."""
+    hint: str | None = None
+    """What to install or set where layers are missing for a known reason."""
 
     @property
     def missing(self) -> list[str]:
@@ -56,29 +72,76 @@ class Isolation:
         return [name for name in REQUIRED_LAYERS if not self.layers.get(name, False)]
 
     @classmethod
-    def from_hello(cls, hello: dict[str, Any]) -> Isolation:
-        return cls(
-            {str(name): bool(on) for name, on in hello["layers"].items()},
-            {str(name): str(why) for name, why in hello["failures"].items()},
+    def from_hello(cls, hello: dict[str, Any], launch: Launch | None = None) -> Isolation:
+        launch = launch or Launch("direct", [], {})
+        layers = {str(name): bool(on) for name, on in hello["layers"].items()}
+        reasons = {str(name): str(why) for name, why in hello["failures"].items()}
+        hint = launch.hint if not all(layers.get(n, False) for n in REQUIRED_LAYERS) else None
+        return cls(layers, reasons, launch.name, hint)
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """How a worker process is started: its command prefix and extra environment."""
+
+    name: str
+    prefix: list[str]
+    env: dict[str, str]
+    hint: str | None = None
+
+
+def _apparmor_restricts_userns() -> bool:
+    try:
+        with open(_APPARMOR_USERNS) as file:
+            return file.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def choose_launch(
+    requested: str | None = None,
+    *,
+    root: bool | None = None,
+    restricted: bool | None = None,
+    bwrap: str | None = None,
+) -> Launch:
+    """Direct, or through bubblewrap: forced by `requested` (else $CODEDUEL_SANDBOX), or, by
+    default, where AppArmor denies capabilities in the user namespaces codeduel would make
+    itself (Ubuntu 23.10 and later, for users who are not root) and bubblewrap is installed.
+    The keyword arguments stand in for the machine, for tests."""
+    requested = requested or os.environ.get(LAUNCH_ENV) or "auto"
+    if requested not in LAUNCHES:
+        raise SandboxError(
+            f"${LAUNCH_ENV} must be one of {', '.join(LAUNCHES)}, not {requested!r}"
         )
+    root = os.geteuid() == 0 if root is None else root
+    restricted = _apparmor_restricts_userns() if restricted is None else restricted
+    bwrap = shutil.which("bwrap") if bwrap is None else bwrap or None
+    if requested == "direct" or (requested == "auto" and (root or not restricted)):
+        return Launch("direct", [], {})
+    if bwrap is None:
+        if requested == "bubblewrap":
+            raise SandboxError(
+                f"${LAUNCH_ENV}=bubblewrap, but bwrap is not installed: "
+                "`sudo apt install bubblewrap` (or your system's package of it)"
+            )
+        return Launch("direct", [], {}, APPARMOR_HINT)
+    # bubblewrap makes the namespace it is permitted to make; the worker builds the rest in it,
+    # the allowlisted view included, with the same code as when it starts directly.
+    prefix = [bwrap, "--dev-bind", "/", "/", "--cap-add", "ALL", "--die-with-parent"]
+    env = {}
+    if not root:
+        prefix[1:1] = ["--unshare-user", "--uid", "0", "--gid", "0"]
+        env[OUTER_IDS_ENV] = f"{os.getuid()}:{os.getgid()}"
+    return Launch("bubblewrap", [*prefix, "--"], env)
 
 
-def _worker_command(*args: str) -> list[str]:
+def _worker_command(launch: Launch, *args: str) -> list[str]:
     # -P: the worker's working directory must not shadow stdlib modules for the samples.
-    return [sys.executable, "-P", "-s", "-m", "codeduel.sandbox._worker", *args]
+    return [*launch.prefix, sys.executable, "-P", "-s", "-m", "codeduel.sandbox._worker", *args]
 
 
-def _homes() -> list[str]:
-    """The caller's home directories: $HOME and the password database's, when they differ."""
-    import pwd
-
-    homes = [os.path.expanduser("~")]
-    with contextlib.suppress(KeyError):
-        homes.append(pwd.getpwuid(os.getuid()).pw_dir)
-    return sorted(set(homes))
-
-
-def _worker_env() -> dict[str, str]:
+def _worker_env(launch: Launch) -> dict[str, str]:
     """Workers never see the caller's environment, so no secret can reach a sample."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -87,7 +150,7 @@ def _worker_env() -> dict[str, str]:
         "LC_ALL": "C.UTF-8",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
-        HIDE_ENV: os.pathsep.join(_homes()),
+        **launch.env,
     }
     if DISABLE_ENV in os.environ:
         env[DISABLE_ENV] = os.environ[DISABLE_ENV]
@@ -97,17 +160,18 @@ def _worker_env() -> dict[str, str]:
 def probe_isolation() -> Isolation:
     """Which isolation layers work on this machine, and why the others do not (starts one
     short-lived worker)."""
+    launch = choose_launch()
     try:
         done = subprocess.run(
-            _worker_command("--probe"),
-            env=_worker_env(),
+            _worker_command(launch, "--probe"),
+            env=_worker_env(launch),
             cwd="/",
             capture_output=True,
             text=True,
             timeout=_STARTUP_TIMEOUT_S,
             check=True,
         )
-        return Isolation.from_hello(json.loads(done.stdout))
+        return Isolation.from_hello(json.loads(done.stdout), launch)
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, AttributeError) as exc:
         raise SandboxError(f"cannot probe the sandbox layers: {exc}") from exc
 
@@ -120,8 +184,9 @@ def probe_layers() -> dict[str, bool]:
 class _Worker:
     """One fork-server process and its pipes; used by one thread at a time."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], launch: Launch) -> None:
         self._config = config
+        self._launch = launch
         self._process: subprocess.Popen[bytes] | None = None
         self.isolation = Isolation({}, {})
 
@@ -138,10 +203,10 @@ class _Worker:
         self.stop()
         try:
             self._process = subprocess.Popen(
-                _worker_command(),
+                _worker_command(self._launch),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env=_worker_env(),
+                env=_worker_env(self._launch),
                 cwd="/",
                 start_new_session=True,
             )
@@ -152,7 +217,7 @@ class _Worker:
 
     def wait_ready(self) -> None:
         hello = self.receive(time.monotonic() + _STARTUP_TIMEOUT_S)
-        self.isolation = Isolation.from_hello(hello)
+        self.isolation = Isolation.from_hello(hello, self._launch)
 
     def ensure_started(self) -> None:
         if not self.alive:
@@ -305,7 +370,8 @@ class Sandbox:
 
     A program passes when it runs to its end without raising; see `ExecResult` for the rest.
     Unless `allow_unsafe`, starting raises `UnsafeSandboxError` where a layer of
-    `REQUIRED_LAYERS` is not available.
+    `REQUIRED_LAYERS` is not available. `launch` (`auto`, `direct`, `bubblewrap`) says how
+    workers start; by default $CODEDUEL_SANDBOX, else `auto` (see `choose_launch`).
     """
 
     def __init__(
@@ -314,6 +380,7 @@ class Sandbox:
         limits: Limits = _DEFAULT_LIMITS,
         *,
         allow_unsafe: bool = False,
+        launch: str | None = None,
     ) -> None:
         self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
         if self.workers < 1:
@@ -322,7 +389,8 @@ class Sandbox:
         self._closed = False
         self._lock = threading.Lock()
         config = {"limits": dataclasses.asdict(limits)}
-        self._all = [_Worker(config) for _ in range(self.workers)]
+        self.launch = choose_launch(launch)
+        self._all = [_Worker(config, self.launch) for _ in range(self.workers)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         try:
             for worker in self._all:
@@ -334,9 +402,11 @@ class Sandbox:
             missing = self.isolation.missing
             if missing and not allow_unsafe:
                 why = "; ".join(f"{name}: {self.isolation.reasons.get(name)}" for name in missing)
+                hint = f"; {self.isolation.hint}" if self.isolation.hint else ""
                 raise UnsafeSandboxError(
                     f"the sandbox on this machine lacks isolation that untrusted code needs "
-                    f"({why}); see `codeduel doctor`, or pass --unsafe-sandbox to run it anyway"
+                    f"({why}){hint}; see `codeduel doctor`, or pass --unsafe-sandbox to run it "
+                    "anyway"
                 )
         except BaseException:
             self.close()

@@ -48,13 +48,14 @@ from typing import Any, NoReturn
 from codeduel.sandbox import _linux as linux
 from codeduel.sandbox._protocol import (
     DISABLE_ENV,
-    HIDE_ENV,
     NOT_ROOT,
+    OUTER_IDS_ENV,
     MessageBuffer,
     encode_message,
     read_message,
 )
 from codeduel.sandbox._types import Limits
+from codeduel.sandbox._view import View, build_view, plan_view
 
 # The stdlib modules that solutions and tests import most, imported once for all samples. Not
 # `random` (nor `statistics`, `tempfile`, `secrets`, which import it): it reseeds itself in every
@@ -78,6 +79,7 @@ PROBED = (
     "net_namespace",
     "ipc_namespace",
     "mount_namespace",
+    "allowlisted_root",
     "readonly_root",
     "private_proc",
     "tmpfs_scratch",
@@ -86,6 +88,7 @@ PROBED = (
 # What a layer needs, for saying why one that was never tried is off.
 NEEDS = {
     "pid_namespace": ("server_pid_namespace",),
+    "allowlisted_root": ("mount_namespace",),
     "readonly_root": ("mount_namespace",),
     "tmpfs_scratch": ("mount_namespace",),
     "private_proc": ("pid_namespace", "tmpfs_scratch"),
@@ -130,6 +133,9 @@ class Setup:
     pid_namespace_fd: int | None = None
     """The fork server's own pid namespace, to return to after each fork; None without one.
     With one, every sample is inside it and dies with the fork server, its init."""
+    rebinds: tuple[tuple[str, int], ...] = ()
+    """(path, O_PATH fd): directories of the view under `tmp_dirs` (a virtual environment in
+    /tmp), bound again over each sample's fresh tmpfs so that the interpreter still finds them."""
 
 
 class _Steps:
@@ -246,19 +252,34 @@ def _write_id_maps(pid: str, uid_map: str, gid_map: str) -> None:
             file.write(text)
 
 
-def _enter_worker_user_namespace(root: bool, uid: int, gid: int) -> None:
-    """A user namespace for this worker and its samples: outside it they hold no privileges."""
+def _enter_worker_user_namespace(
+    root: bool, uid: int, gid: int, steps: _Steps, entered: bool
+) -> None:
+    """A user namespace for this worker and its samples: outside it they hold no privileges.
+
+    As root, root and the samples' uid are mapped to themselves. A user who is not root may map
+    only their own ids, and the IPC namespace's limits can be set only by the root of the user
+    namespace that owns it, so: first a namespace where the user is root (made here, or by
+    bubblewrap around this worker), the IPC namespace in it, then a nested namespace where
+    the user is themselves again, for the samples."""
     if root:
         _enter_user_namespace_as_root(uid, gid)
+        steps.run("ipc_namespace", _enter_worker_ipc_namespace)
     else:
-        # From inside, a process may map only its own ids; that is all a non-root worker has.
-        linux.unshare(linux.CLONE_NEWUSER)
-        with open("/proc/self/setgroups", "w") as file:
-            file.write("deny")
-        _write_id_maps("self", f"{uid} {uid} 1", f"{gid} {gid} 1")
+        if not entered:
+            _enter_own_user_namespace(f"0 {uid} 1", f"0 {gid} 1")
+        steps.run("ipc_namespace", _enter_worker_ipc_namespace)
+        _enter_own_user_namespace(f"{uid} 0 1", f"{gid} 0 1")
     # Samples may not nest user namespaces of their own, the door to most kernel attack surface.
     with open("/proc/sys/user/max_user_namespaces", "w") as file:
         file.write("0")
+
+
+def _enter_own_user_namespace(uid_map: str, gid_map: str) -> None:
+    linux.unshare(linux.CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as file:
+        file.write("deny")
+    _write_id_maps("self", uid_map, gid_map)
 
 
 def _enter_user_namespace_as_root(uid: int, gid: int) -> None:
@@ -305,61 +326,10 @@ def _enter_worker_ipc_namespace() -> None:
             file.write(value)
 
 
-def find_exposed(
-    uid: int, gid: int, homes: tuple[str, ...] = ()
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """What a tmpfs hides from samples, and the interpreter's directories mounted back in it.
-
-    Hidden: the user's home directories, and any directory that `uid` cannot enter on the way
-    to the Python installation (pyenv under /root). Returns (hidden, binds): a tmpfs covers
-    each hidden directory, and only the interpreter's own directories under them (binds) come
-    back, so nothing else of a home (keys, credentials, the run store) can be read by a sample.
-    """
-    needed = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *sys.path}
-    needed.add(os.path.dirname(sys.executable))
-    needed |= {os.path.realpath(path) for path in needed}
-    needed = {p.rstrip("/") for p in needed if p.startswith("/") and os.path.isdir(p)}
-    hidden = {os.path.realpath(h) for h in homes if os.path.isdir(h)} - {"/"}
-    for path in needed:
-        parts = path.strip("/").split("/")
-        for depth in range(len(parts) - 1):
-            directory = "/" + "/".join(parts[:depth])
-            if not _can_enter(os.stat(directory), uid, gid):
-                hidden.add(directory)
-                break
-    tops = {h for h in hidden if not any(h != o and _inside(h, o) for o in hidden)}
-    binds = {path for path in needed if any(_inside(path, top) for top in tops)}
-    # One bind of a directory brings back everything under it.
-    outer = {b for b in binds if not any(b != o and _inside(b, o) for o in binds)}
-    return tuple(sorted(tops)), tuple(sorted(outer))
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
-
-
-def _can_enter(info: os.stat_result, uid: int, gid: int) -> bool:
-    if info.st_uid == uid:
-        return bool(info.st_mode & stat.S_IXUSR)
-    if info.st_gid == gid:
-        return bool(info.st_mode & stat.S_IXGRP)
-    return bool(info.st_mode & stat.S_IXOTH)
-
-
-def _enter_worker_mount_namespace(exposed: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
-    hidden, binds = exposed
+def _enter_worker_mount_namespace() -> None:
     linux.unshare(linux.CLONE_NEWNS)
     # Without this, mounts made here would propagate back to the host's mount table.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    # Opened before the tmpfs hides them; a bind through /proc/self/fd needs no path access.
-    handles = [(bind, os.open(bind, os.O_PATH | os.O_DIRECTORY)) for bind in binds]
-    for directory in hidden:
-        flags = linux.MS_NOSUID | linux.MS_NODEV
-        linux.mount("tmpfs", directory, "tmpfs", flags, "size=1m,mode=755")
-    for bind, handle in handles:
-        os.makedirs(bind, 0o755, exist_ok=True)
-        linux.mount(f"/proc/self/fd/{handle}", bind, None, linux.MS_BIND | linux.MS_REC)
-        os.close(handle)
 
 
 def _make_root_readonly() -> None:
@@ -377,6 +347,9 @@ def _mount_private_tmp(setup: Setup) -> None:
     options = f"size={setup.limits.file_size_mb}m,nr_inodes=16384,mode=1777"
     for path in setup.tmp_dirs:
         linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
+    for path, handle in setup.rebinds:
+        os.makedirs(path, 0o755, exist_ok=True)
+        linux.mount(f"/proc/self/fd/{handle}", path, None, linux.MS_BIND | linux.MS_REC)
     os.mkdir(SCRATCH_IN_NAMESPACE, 0o700)
     os.chown(SCRATCH_IN_NAMESPACE, *setup.sample_ids)
 
@@ -779,23 +752,35 @@ def _verdict(
     return "error", f"exited before the tests finished (exit code {code})"
 
 
-def enter_worker_namespaces(root: bool, ids: tuple[int, int]) -> _Steps:
+def enter_worker_namespaces(
+    root: bool, ids: tuple[int, int], view: View, entered: bool = False
+) -> _Steps:
     """Enter, in this process, the namespaces that all its samples share; tolerates failures.
+
+    `entered`: bubblewrap started this process in a user namespace where it is root.
 
     The last step, `server_pid_namespace`, makes this process's next child the pid 1 of a new
     pid namespace: that child becomes the fork server."""
-    homes = tuple(filter(None, os.environ.pop(HIDE_ENV, "").split(os.pathsep)))
-    exposed = find_exposed(*ids, homes)
     _raise_oom_score()  # inherited by the fork server and every sample
     steps = _Steps(None, None, frozenset())
-    steps.run("user_namespace", lambda: _enter_worker_user_namespace(root, *ids))
-    if root or "user_namespace" in steps.done:
+    steps.run(
+        "user_namespace", lambda: _enter_worker_user_namespace(root, *ids, steps, entered)
+    )
+    if root and not {"ipc_namespace"} & (steps.done | steps.failures.keys()):
         steps.run("ipc_namespace", _enter_worker_ipc_namespace)
-        if steps.run("mount_namespace", lambda: _enter_worker_mount_namespace(exposed)):
+    if root or "user_namespace" in steps.done:
+        if steps.run("mount_namespace", _enter_worker_mount_namespace):
+            steps.run("allowlisted_root", lambda: build_view(view))
             steps.run("readonly_root", _make_root_readonly)
         steps.run("net_namespace", lambda: linux.unshare(linux.CLONE_NEWNET))
         steps.run("server_pid_namespace", lambda: linux.unshare(linux.CLONE_NEWPID))
     return steps
+
+
+def _rebinds(view: View, tmp_dirs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """The view's bound directories that each sample's tmpfs mounts would cover."""
+    covered = [b for b in view.binds if any(b.startswith(t.rstrip("/") + "/") for t in tmp_dirs)]
+    return tuple((path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in covered)
 
 
 def become_fork_server(lifeline: int) -> int:
@@ -892,10 +877,18 @@ def main(argv: list[str]) -> int:
         channel = _Channel(requests, replies)
     for name in PRELOADED:
         importlib.import_module(name)
-    root = os.geteuid() == 0
-    ids = (NOBODY, NOBODY) if root else (os.getuid(), os.getgid())
-    worker = enter_worker_namespaces(root, ids)
+    outer = os.environ.pop(OUTER_IDS_ENV, None)
+    if outer is not None:
+        root, (uid, gid) = False, map(int, outer.split(":"))
+        ids = (uid, gid)
+    else:
+        root = os.geteuid() == 0
+        ids = (NOBODY, NOBODY) if root else (os.getuid(), os.getgid())
+    view = plan_view(ids)  # on the host's file system, before anything covers it
+    worker = enter_worker_namespaces(root, ids, view, entered=outer is not None)
     base = Setup(limits, None, frozenset(worker.done), root, ids)
+    if "allowlisted_root" in worker.done:
+        base = dataclasses.replace(base, rebinds=_rebinds(view, base.tmp_dirs))
     if "server_pid_namespace" not in worker.done:
         return _serve(base, worker.failures, channel)
     lifeline = os.pidfd_open(os.getpid())
