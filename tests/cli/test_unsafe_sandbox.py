@@ -142,6 +142,7 @@ def test_doctor_lists_each_layer_and_why_one_is_off(
     code, out, _ = call(["doctor"], capsys)
     assert code == 0
     assert "  pid_namespace        active (required)" in out
+    assert "  allowlisted_root     active (required)" in out
     assert "OFF" not in out
     monkeypatch.setenv("CODEDUEL_SANDBOX_DISABLE", "net_namespace")
     code, out, _ = call(["doctor"], capsys)
@@ -149,3 +150,27 @@ def test_doctor_lists_each_layer_and_why_one_is_off(
     assert "net_namespace        OFF: RuntimeError: disabled by $CODEDUEL_SANDBOX_DISABLE" in out
     assert "refuse untrusted code here unless given --unsafe-sandbox" in out
     assert "smollm2-135m-instruct" in out and "Run store: " in out
+
+
+def test_run_refuses_without_the_allowlisted_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CODEDUEL_SANDBOX_DISABLE", "allowlisted_root")
+    argv = ["evaluate", "--benchmark", "humaneval", "--samples", str(samples_file(tmp_path))]
+    code, _, err = call([*argv, "--output", str(tmp_path / "out.json")], capsys)
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert "allowlisted_root: RuntimeError: disabled by" in line and "--unsafe-sandbox" in line
+    code, out, _ = call(["doctor"], capsys)
+    assert "  allowlisted_root     OFF: RuntimeError: disabled by" in out
+
+
+def test_a_bad_launch_setting_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CODEDUEL_SANDBOX", "docker")
+    argv = ["evaluate", "--benchmark", "humaneval", "--samples", str(samples_file(tmp_path))]
+    code, _, err = call([*argv, "--output", str(tmp_path / "out.json")], capsys)
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert "$CODEDUEL_SANDBOX must be one of auto, direct, bubblewrap, not 'docker'" in line

@@ -13,8 +13,9 @@ import pytest
 from sandbox_testutil import RENAME, processes_named, worker_pids
 
 import codeduel.sandbox
-from codeduel.errors import SandboxError
+from codeduel.errors import OptionError, SandboxError
 from codeduel.sandbox import ExecResult, Limits, Sandbox, probe_layers
+from codeduel.sandbox._sandbox import choose_launch
 
 CANDIDATE = "def add(a, b):\n    return a + b\n"
 
@@ -23,7 +24,9 @@ def test_public_names() -> None:
     assert sorted(codeduel.sandbox.__all__) == [
         "ExecResult",
         "Isolation",
+        "LAUNCH_ENV",
         "Limits",
+        "NOT_ROOT",
         "REQUIRED_LAYERS",
         "Sandbox",
         "Status",
@@ -247,3 +250,43 @@ def test_map_stops_at_the_first_failure_and_keeps_what_came_before() -> None:
         with pytest.raises(ValueError, match="timeout_s"):
             next(results)
         assert box.run("pass\n", 5.0).status == "passed"  # the workers are free again
+
+
+def test_numpy_imports_and_runs_in_a_sample(sandbox: Sandbox) -> None:
+    pytest.importorskip("numpy")
+    program = (
+        "import numpy as np\n"
+        "a = np.arange(12, dtype=np.float64).reshape(3, 4)\n"
+        "assert float((a @ a.T).trace()) == 506.0\n"
+    )
+    result = sandbox.run(program, 30.0)
+    assert result.status == "passed", (result.detail, result.stderr)
+
+
+def test_torch_cpu_imports_and_runs_in_a_sample(sandbox: Sandbox) -> None:
+    pytest.importorskip("torch")
+    program = "import torch\nassert torch.ones(3, 3).sum().item() == 9.0\n"
+    result = sandbox.run(program, 60.0)
+    assert result.status == "passed", (result.detail, result.stderr)
+
+
+def test_launch_is_direct_unless_apparmor_restricts_user_namespaces() -> None:
+    assert choose_launch("auto", root=True, restricted=True, bwrap="/usr/bin/bwrap").name == (
+        "direct"
+    )
+    assert choose_launch("auto", root=False, restricted=False, bwrap="/usr/bin/bwrap").name == (
+        "direct"
+    )
+    through = choose_launch("auto", root=False, restricted=True, bwrap="/usr/bin/bwrap")
+    assert through.name == "bubblewrap"
+    assert through.prefix[:6] == ["/usr/bin/bwrap", "--unshare-user", "--uid", "0", "--gid", "0"]
+    assert through.env == {"CODEDUEL_SANDBOX_OUTER_IDS": f"{os.getuid()}:{os.getgid()}"}
+    # Restricted and no bubblewrap: direct (layers will be off), saying what to install.
+    lacking = choose_launch("auto", root=False, restricted=True, bwrap="")
+    assert lacking.name == "direct" and "apt install bubblewrap" in (lacking.hint or "")
+    as_root = choose_launch("bubblewrap", root=True, restricted=False, bwrap="/usr/bin/bwrap")
+    assert "--unshare-user" not in as_root.prefix and as_root.env == {}
+    with pytest.raises(OptionError, match="bwrap is not installed"):
+        choose_launch("bubblewrap", root=False, restricted=False, bwrap="")
+    with pytest.raises(OptionError, match="must be one of"):
+        choose_launch("docker")

@@ -24,19 +24,28 @@ def doctor() -> None:
     import platform
 
     from codeduel.models.bundled import bundled_status
-    from codeduel.sandbox import REQUIRED_LAYERS, probe_isolation
+    from codeduel.sandbox import NOT_ROOT, REQUIRED_LAYERS, probe_isolation
     from codeduel.store import default_db_path
 
     click.echo(f"Python {platform.python_version()} ({sys.executable})")
     click.echo(f"Platform: {platform.platform()}")
     isolation = probe_isolation()
-    click.echo("Sandbox isolation layers:")
+    via = "through bubblewrap" if isolation.launch == "bubblewrap" else "directly"
+    click.echo(f"Sandbox isolation layers (workers started {via}):")
     for name, active in isolation.layers.items():
         required = " (required)" if name in REQUIRED_LAYERS else ""
-        state = "active" if active else f"OFF: {isolation.reasons.get(name, 'unknown')}"
+        why = isolation.reasons.get(name, "unknown")
+        if active:
+            state = "active"
+        elif why == NOT_ROOT:
+            state = f"not applicable: {why}"
+        else:
+            state = f"OFF: {why}"
         click.echo(f"  {name:<20} {state}{required}")
     if isolation.missing:
         click.echo("  -> run and evaluate refuse untrusted code here unless given --unsafe-sandbox")
+    if isolation.hint:
+        click.echo(f"  -> {isolation.hint}")
     click.echo(f"llama.cpp: {_llama_cpp()}")
     click.echo("Bundled models:")
     for row in bundled_status():

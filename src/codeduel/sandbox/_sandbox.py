@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import codeduel
-from codeduel.errors import SandboxError, UnsafeSandboxError
+from codeduel.errors import OptionError, SandboxError, UnsafeSandboxError
 from codeduel.sandbox._protocol import (
     DISABLE_ENV,
     NOT_ROOT,
@@ -111,9 +111,7 @@ def choose_launch(
     The keyword arguments stand in for the machine, for tests."""
     requested = requested or os.environ.get(LAUNCH_ENV) or "auto"
     if requested not in LAUNCHES:
-        raise SandboxError(
-            f"${LAUNCH_ENV} must be one of {', '.join(LAUNCHES)}, not {requested!r}"
-        )
+        raise OptionError(f"${LAUNCH_ENV} must be one of {', '.join(LAUNCHES)}, not {requested!r}")
     root = os.geteuid() == 0 if root is None else root
     restricted = _apparmor_restricts_userns() if restricted is None else restricted
     bwrap = shutil.which("bwrap") if bwrap is None else bwrap or None
@@ -121,7 +119,7 @@ def choose_launch(
         return Launch("direct", [], {})
     if bwrap is None:
         if requested == "bubblewrap":
-            raise SandboxError(
+            raise OptionError(
                 f"${LAUNCH_ENV}=bubblewrap, but bwrap is not installed: "
                 "`sudo apt install bubblewrap` (or your system's package of it)"
             )

@@ -37,7 +37,6 @@ import os
 import resource
 import select
 import signal
-import stat
 import sys
 import time
 import traceback
@@ -763,9 +762,7 @@ def enter_worker_namespaces(
     pid namespace: that child becomes the fork server."""
     _raise_oom_score()  # inherited by the fork server and every sample
     steps = _Steps(None, None, frozenset())
-    steps.run(
-        "user_namespace", lambda: _enter_worker_user_namespace(root, *ids, steps, entered)
-    )
+    steps.run("user_namespace", lambda: _enter_worker_user_namespace(root, *ids, steps, entered))
     if root and not {"ipc_namespace"} & (steps.done | steps.failures.keys()):
         steps.run("ipc_namespace", _enter_worker_ipc_namespace)
     if root or "user_namespace" in steps.done:
