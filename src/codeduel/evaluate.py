@@ -83,6 +83,7 @@ def evaluate_file(
         "sandbox_layers": sandbox.layers,
         "unsafe_sandbox": allow_unsafe,
         "sandbox_missing": sandbox.isolation.missing,
+        "sandbox_launch": sandbox.isolation.launch,
     }
     payload = {
         "summary": summary,

@@ -101,11 +101,18 @@ def _sandbox_provenance(sandbox: Sandbox, unsafe: bool, before: Any = None) -> d
     """How the run's samples were isolated; over several sessions (resumes), the weakest."""
     layers = sandbox.layers
     missing = set(sandbox.isolation.missing)
+    launches = {sandbox.isolation.launch}
     if isinstance(before, dict):
         layers = {k: v and bool(before.get("layers", {}).get(k, False)) for k, v in layers.items()}
         missing |= set(before.get("missing", []))
         unsafe = unsafe or bool(before.get("unsafe_sandbox"))
-    return {"layers": layers, "missing": sorted(missing), "unsafe_sandbox": unsafe}
+        launches |= set(before.get("launches", []))
+    return {
+        "layers": layers,
+        "missing": sorted(missing),
+        "unsafe_sandbox": unsafe,
+        "launches": sorted(launches),
+    }
 
 
 def _open_run(store: Store, bench: Benchmark, opts: RunOptions, sandbox: Sandbox) -> Run:

@@ -124,6 +124,7 @@ def test_resumed_run_keeps_the_weakest_isolation_of_its_sessions(
         run = store.get_run("r")
         assert run is not None
         assert run.provenance["sandbox"]["unsafe_sandbox"] is False
+        assert run.provenance["sandbox"]["launches"] == ["direct"]
         assert all(run.provenance["sandbox"]["layers"].values())
     monkeypatch.setenv("CODEDUEL_SANDBOX_DISABLE", "readonly_root")
     code, out, err = call([*argv, "--resume"], capsys)

@@ -132,9 +132,9 @@ class Setup:
     pid_namespace_fd: int | None = None
     """The fork server's own pid namespace, to return to after each fork; None without one.
     With one, every sample is inside it and dies with the fork server, its init."""
-    rebinds: tuple[tuple[str, int], ...] = ()
-    """(path, O_PATH fd): directories of the view under `tmp_dirs` (a virtual environment in
-    /tmp), bound again over each sample's fresh tmpfs so that the interpreter still finds them."""
+    rebinds: tuple[str, ...] = ()
+    """Directories of the view under `tmp_dirs` (a virtual environment in /tmp), bound again
+    over each sample's fresh tmpfs so that the interpreter still finds them."""
 
 
 class _Steps:
@@ -343,12 +343,16 @@ def _mount_proc() -> None:
 def _mount_private_tmp(setup: Setup) -> None:
     """A mount namespace of the sample's own, with fresh size-capped tmpfs on /tmp and co."""
     linux.unshare(linux.CLONE_NEWNS)
+    # Opened in this namespace before the tmpfs covers them: a bind's source must be a mount of
+    # the caller's own namespace.
+    handles = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in setup.rebinds]
     options = f"size={setup.limits.file_size_mb}m,nr_inodes=16384,mode=1777"
     for path in setup.tmp_dirs:
         linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
-    for path, handle in setup.rebinds:
+    for path, handle in handles:
         os.makedirs(path, 0o755, exist_ok=True)
         linux.mount(f"/proc/self/fd/{handle}", path, None, linux.MS_BIND | linux.MS_REC)
+        os.close(handle)
     os.mkdir(SCRATCH_IN_NAMESPACE, 0o700)
     os.chown(SCRATCH_IN_NAMESPACE, *setup.sample_ids)
 
@@ -472,9 +476,9 @@ def _sample_main(job: _Job, steps: _Steps, stdio: dict[int, int]) -> None:
     os.chdir(scratch)
     if setup.root:
         steps.run("dropped_privileges", lambda: _become(uid, gid))
-    if "user_namespace" in steps.done:
-        # Capabilities in the worker's user namespace would still allow mounts and unshares.
-        linux.drop_capabilities()
+    # Capabilities in any user namespace on the way (the worker's, or one half set up) would
+    # still allow mounts and unshares; dropping them is always permitted.
+    linux.drop_capabilities()
     steps.run("no_new_privs", linux.set_no_new_privs)
     stdio[0] = os.open(os.devnull, os.O_RDONLY)
     assert steps.ctl is not None
@@ -593,8 +597,8 @@ def run_job(
     host_scratch = None
     if "mount_namespace" not in setup.worker_layers:
         host_scratch = _make_host_scratch()
-        if setup.root:
-            os.chown(host_scratch, *setup.sample_ids)
+        if setup.root and (setup.layers is None or "dropped_privileges" in setup.layers):
+            os.chown(host_scratch, *setup.sample_ids)  # the sample becomes sample_ids
     job = _Job(setup, program, timeout_s, os.urandom(16).hex(), host_scratch, os.getpid())
     fds: list[int] = []
     try:
@@ -774,10 +778,13 @@ def enter_worker_namespaces(
     return steps
 
 
-def _rebinds(view: View, tmp_dirs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+def _rebinds(view: View, tmp_dirs: tuple[str, ...]) -> tuple[str, ...]:
     """The view's bound directories that each sample's tmpfs mounts would cover."""
-    covered = [b for b in view.binds if any(b.startswith(t.rstrip("/") + "/") for t in tmp_dirs)]
-    return tuple((path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in covered)
+    return tuple(b for b in view.binds if os.path.isdir(b) and any(_inside(b, t) for t in tmp_dirs))
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path.startswith(directory.rstrip("/") + "/")
 
 
 def become_fork_server(lifeline: int) -> int:
