@@ -92,3 +92,9 @@ def test_unknown_benchmark_and_unknown_task_ids() -> None:
         load_benchmark("nosuchbench")
     with pytest.raises(BenchmarkError, match="HumanEval/999"):
         load_benchmark("humaneval").select(["HumanEval/1", "HumanEval/999"])
+
+
+def test_a_task_id_given_twice_is_selected_once() -> None:
+    # Found by the CLI fuzz test: the store holds one sample per task and sample index.
+    tasks = load_benchmark("humaneval").select(["HumanEval/2", "HumanEval/0", "HumanEval/2"])
+    assert [t.task_id for t in tasks] == ["HumanEval/2", "HumanEval/0"]

@@ -65,7 +65,8 @@ class Benchmark:
             unknown = [t for t in task_ids if t not in by_id]
             if unknown:
                 raise BenchmarkError(f"unknown task id(s) in {self.name}: {', '.join(unknown)}")
-            tasks = [by_id[t] for t in task_ids]
+            # A task named twice runs once (the store holds one sample per task and index).
+            tasks = [by_id[t] for t in dict.fromkeys(task_ids)]
         if limit is not None:
             tasks = tasks[:limit]
         return tasks
