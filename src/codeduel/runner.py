@@ -15,7 +15,14 @@ from typing import Any
 from codeduel import provenance
 from codeduel.benchmarks import Benchmark, Task, load_benchmark
 from codeduel.errors import OptionError, StoreError
-from codeduel.models import GenerateConfig, Model, ModelSpec, load_model
+from codeduel.models import (
+    GenerateConfig,
+    Model,
+    ModelSpec,
+    load_model,
+    parse_model_spec,
+    redact_options,
+)
 from codeduel.records import SampleRecord
 from codeduel.sandbox import Limits, Sandbox
 from codeduel.store import Run, Store, StoredCalls
@@ -51,7 +58,11 @@ class RunOptions:
         """What must match for `--resume` to continue a run (JSON-normalised, as stored)."""
         config = {
             "models": [str(m) for m in self.models],
-            "model_options": self.model_options,
+            # Secret options (API keys) as `***`: a resume with the key matches, none is stored.
+            "model_options": {
+                spec: redact_options(parse_model_spec(spec), options)
+                for spec, options in self.model_options.items()
+            },
             "strategy": self.strategy,
             "limit": self.limit,
             "task_ids": list(self.task_ids),

@@ -41,8 +41,10 @@ def _parse_options(pairs: tuple[str, ...], specs: list[str]) -> dict[str, dict[s
         if colon:
             chosen = [s for s in specs if target in (s, s.partition("/")[0])]
             if not chosen:
+                # Not the value: it may be a secret.
                 raise click.BadParameter(
-                    f"{target!r} in {pair!r} names no --model of this run", param_hint="-M"
+                    f"{target!r} in {target}:{key}=… names no --model of this run",
+                    param_hint="-M",
                 )
         else:
             chosen = specs

@@ -4,12 +4,19 @@
 timing, retries, concurrency, caching and logging.
 """
 
-from codeduel.models._model import Model, RetryPolicy, load_model
-from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
+from codeduel.models._model import Model, RetryPolicy, load_model, redact_options
+from codeduel.models._provider import (
+    REDACTED,
+    Capabilities,
+    Provider,
+    ProviderOptions,
+    RetryableError,
+)
 from codeduel.models._registry import ModelSpec, load_provider_class, parse_model_spec, providers
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = [
+    "REDACTED",
     "Capabilities",
     "FinishReason",
     "GenerateConfig",
@@ -25,4 +32,5 @@ __all__ = [
     "load_provider_class",
     "parse_model_spec",
     "providers",
+    "redact_options",
 ]

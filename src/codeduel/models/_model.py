@@ -19,7 +19,7 @@ from codeduel.models._provider import Provider, RetryableError
 from codeduel.models._registry import ModelSpec, load_provider_class
 from codeduel.models._types import GenerateConfig, Message, ModelOutput
 
-__all__ = ["Model", "RetryPolicy", "load_model"]
+__all__ = ["Model", "RetryPolicy", "load_model", "redact_options"]
 
 log = logging.getLogger("codeduel.models")
 
@@ -114,6 +114,11 @@ class Model:
 
     def close(self) -> None:
         self.provider.close()
+
+
+def redact_options(spec: ModelSpec, options: Mapping[str, str]) -> dict[str, str]:
+    """`-M` options as they may be stored and shown: secrets (e.g. `api_key`) as `***`."""
+    return load_provider_class(spec.provider).Options.redact(options)
 
 
 def load_model(spec: ModelSpec, options: Mapping[str, str]) -> Model:

@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from codeduel.models._types import GenerateConfig, Message, ModelOutput
 
-__all__ = ["Capabilities", "Provider", "ProviderOptions", "RetryableError"]
+__all__ = ["REDACTED", "Capabilities", "Provider", "ProviderOptions", "RetryableError"]
+
+REDACTED = "***"
+"""What is stored and shown in place of a secret option's value."""
 
 
 class ProviderOptions(BaseModel):
-    """Base of each provider's `-M key=value` options; unknown keys are an error."""
+    """Base of each provider's `-M key=value` options; unknown keys are an error.
+
+    An option declared as `SecretStr` (an API key) is a secret: `redact` keeps it out of the
+    run store, the reports and every message."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def secret_names(cls) -> frozenset[str]:
+        return frozenset(
+            name
+            for name, info in cls.model_fields.items()
+            if SecretStr in (info.annotation, *getattr(info.annotation, "__args__", ()))
+        )
+
+    @classmethod
+    def redact(cls, options: Mapping[str, str]) -> dict[str, str]:
+        """`options` with each secret's value replaced by `REDACTED`."""
+        secret = cls.secret_names()
+        return {key: REDACTED if key in secret else value for key, value in options.items()}
 
 
 @dataclass(frozen=True)
