@@ -48,7 +48,8 @@ def test_an_api_key_option_is_in_no_byte_of_the_store_reports_or_output(
     outputs = []
     for fmt in ("json", "md", "html"):
         out = tmp_path / f"report.{fmt}"
-        assert _code(["report", "keyed", "--db", str(db), "--format", fmt, "--output", str(out)]) == 0
+        report = ["report", "keyed", "--db", str(db), "--format", fmt, "--output", str(out)]
+        assert _code(report) == 0
         outputs.append(out)
     stored = sorted(tmp_path.glob("runs.db*"))
     assert stored
