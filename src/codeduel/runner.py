@@ -278,7 +278,9 @@ def run_benchmark(
             asyncio.run(
                 _run_jobs(store, run, tasks, jobs, models, opts, sandbox, calibration, on_sample)
             )
-        store.set_run_status(run.id, "complete")
+        # Samples lost to failed model calls leave the run unfinished: `--resume` retries them.
+        holes = store.model_error_count(run.id)
+        store.set_run_status(run.id, "incomplete" if holes else "complete")
     except BaseException:
         store.set_run_status(run.id, "interrupted")
         raise

@@ -195,7 +195,11 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
         statuses = ", ".join(f"{k} {v}" for k, v in r.statuses.items())
         notes.append(
             f"{_system(r)}: {statuses}; {r.hit_token_limit} hit the token limit"
-            + (f"; {r.model_errors} model errors, not scored" if r.model_errors else "")
+            + (
+                f"; {r.model_errors} model errors, not scored (--resume retries them)"
+                if r.model_errors
+                else ""
+            )
             + (
                 f"; {r.output_tokens_per_s:.1f} output tokens per second of engine time"
                 if r.local and r.output_tokens_per_s

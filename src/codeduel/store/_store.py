@@ -186,15 +186,44 @@ class Store:
     # -- samples --------------------------------------------------------------------------
 
     def done_keys(self, run_id: int) -> set[tuple[str, str, str, int]]:
+        """The samples that are done: stored, and not lost to failed model calls (a sample
+        whose calls all failed is a hole that `--resume` fills)."""
         rows = self.db.execute(
-            "SELECT model, strategy, task_id, sample_index FROM samples WHERE run_id = ?", (run_id,)
+            "SELECT model, strategy, task_id, sample_index FROM samples "
+            "WHERE run_id = ? AND model_error = 0",
+            (run_id,),
         )
         return {(r[0], r[1], r[2], r[3]) for r in rows}
 
+    def model_error_count(self, run_id: int) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM samples WHERE run_id = ? AND model_error = 1", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def _delete_model_error(self, run_id: int, sample: SampleRecord) -> None:
+        """Remove the stored model-error row `sample` replaces, with everything under it."""
+        row = self.db.execute(
+            "SELECT id FROM samples WHERE run_id = ? AND model = ? AND strategy = ? "
+            "AND task_id = ? AND sample_index = ? AND model_error = 1",
+            (run_id, sample.model, sample.strategy, sample.task_id, sample.sample_index),
+        ).fetchone()
+        if row is None:
+            return
+        attempts = "SELECT id FROM attempts WHERE sample_id = ?"
+        for table in ("model_calls", "executions"):
+            self.db.execute(f"DELETE FROM {table} WHERE attempt_id IN ({attempts})", (row[0],))
+        self.db.execute("DELETE FROM attempts WHERE sample_id = ?", (row[0],))
+        self.db.execute("DELETE FROM samples WHERE id = ?", (row[0],))
+
     def record_sample(self, run_id: int, sample: SampleRecord) -> int:
-        """Store a finished sample with its attempts, calls and executions, atomically."""
+        """Store a finished sample with its attempts, calls and executions, atomically; it
+        replaces a stored model error of the same key (a retry by `--resume`)."""
         now = _now()
         with self.transaction():
+            # A retried model error replaces its row in the same transaction: a kill between
+            # the two loses nothing.
+            self._delete_model_error(run_id, sample)
             cur = self.db.execute(
                 "INSERT INTO samples (run_id, model, strategy, task_id, sample_index, status, "
                 "code, extract_method, hit_token_limit, prompt_tokens, completion_tokens, "
