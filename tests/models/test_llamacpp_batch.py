@@ -32,7 +32,7 @@ def prompts() -> list[tuple[tuple[Message, ...], GenerateConfig]]:
 
 @pytest.fixture(scope="module")
 def one_at_a_time() -> Iterator[Model]:
-    model = load_model(TINY, OPTIONS)
+    model = load_model(TINY, {**OPTIONS, "parallel": "1"})
     yield model
     model.close()
 
@@ -107,3 +107,17 @@ def test_a_prompt_longer_than_a_slot_generates_nothing(batched: Model) -> None:
     long = (Message("user", "word " * 1500),)
     out = asyncio.run(batched.generate(long, GenerateConfig(max_tokens=20)))
     assert out.completion_tokens == 0 and out.finish_reason == "length"
+
+
+def test_parallel_auto_batches_and_answers_as_one_at_a_time(
+    one_at_a_time: Model, prompts: list
+) -> None:
+    model = load_model(TINY, OPTIONS)  # parallel=auto, the default
+    try:
+        together = _texts(model, prompts)
+        assert model.provider.info()["parallel"] == model.provider.parallel > 1
+    finally:
+        model.close()
+    serial = [asyncio.run(one_at_a_time.generate(m, c)) for m, c in prompts]
+    assert [o.text for o in together] == [o.text for o in serial]
+    assert [o.extra["parallel"] for o in together] == [model.provider.parallel] * len(prompts)

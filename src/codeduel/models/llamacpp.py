@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import llama_cpp
 from pydantic import Field
@@ -27,16 +27,52 @@ from codeduel.models.families import Family, family_for_template
 __all__ = ["LlamaCppOptions", "LlamaCppProvider", "render_chat"]
 
 
+# Sequences decoded together by default, measured (docs/performance.md, batched decode): on
+# 2 cores 32 sequences decode 3.18x the tokens per second of one (16: 3.01x); a GPU takes more.
+AUTO_SLOTS_CPU = 32
+AUTO_SLOTS_GPU = 64
+# The KV cache of all slots may take at most this share of the memory available at load.
+AUTO_KV_SHARE = 0.25
+
+
 class LlamaCppOptions(ProviderOptions):
     n_threads: int | None = None
-    n_gpu_layers: int = 0
+    # Layers offloaded to the GPU; by default all of them (-1) on a GPU build, else none.
+    n_gpu_layers: int | None = None
+    # Context per sequence (per slot when batching).
     n_ctx: int = 4096
     n_batch: int = 512
     flash_attn: bool = False
     use_mmap: bool = True
     verbose: bool = False
-    # Sequences decoded together (continuous batching); 1 decodes one call at a time.
-    parallel: int = Field(default=1, ge=1, le=256)
+    # Sequences decoded together (continuous batching); 1 decodes one call at a time; `auto`
+    # picks from the backend and the memory the KV cache may take (`auto_parallel`).
+    parallel: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = "auto"
+
+
+def gpu_build() -> bool:
+    """Whether this llama.cpp build can offload layers to a GPU (CUDA, Metal, Vulkan...)."""
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def auto_parallel(gpu: bool, kv_bytes_per_slot: int | None, available_bytes: int | None) -> int:
+    """Slots for `parallel=auto`: the measured good batch for the backend, fewer where the KV
+    cache of that many would take more than `AUTO_KV_SHARE` of the available memory (CPU)."""
+    slots = AUTO_SLOTS_GPU if gpu else AUTO_SLOTS_CPU
+    if not gpu and kv_bytes_per_slot and available_bytes:
+        slots = min(slots, int(available_bytes * AUTO_KV_SHARE // kv_bytes_per_slot))
+    return max(1, slots)
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 class LlamaCppProvider(Provider):
@@ -48,9 +84,16 @@ class LlamaCppProvider(Provider):
         super().__init__(model, options)
         assert isinstance(options, LlamaCppOptions)
         self.opts: LlamaCppOptions = options
+        self.gpu_layers: int = (
+            options.n_gpu_layers if options.n_gpu_layers is not None else (-1 if gpu_build() else 0)
+        )
+        # `auto` is settled at load, from the model's KV size; until then, the backend's most.
+        self.parallel: int = AUTO_SLOTS_GPU if self._on_gpu else AUTO_SLOTS_CPU
+        if options.parallel != "auto":
+            self.parallel = options.parallel
         # The interface declares capabilities per class; `parallel` refines this instance's.
         self.capabilities = replace(  # type: ignore[misc]
-            type(self).capabilities, max_concurrency=options.parallel
+            type(self).capabilities, max_concurrency=self.parallel
         )
         self._llm: llama_cpp.Llama | None = None
         self._path: Path | None = None
@@ -72,7 +115,7 @@ class LlamaCppProvider(Provider):
                 n_ctx=self.opts.n_ctx,
                 n_batch=self.opts.n_batch,
                 n_threads=self.opts.n_threads or os.cpu_count(),
-                n_gpu_layers=self.opts.n_gpu_layers,
+                n_gpu_layers=self.gpu_layers,
                 flash_attn=self.opts.flash_attn,
                 use_mmap=self.opts.use_mmap,
                 verbose=self.opts.verbose,
@@ -85,8 +128,16 @@ class LlamaCppProvider(Provider):
         self._family = family_for_template(template)
         self._bos = _token_text(llm, llm.token_bos())
         self._eos = _token_text(llm, llm.token_eos())
+        if self.opts.parallel == "auto":
+            self.parallel = auto_parallel(
+                self._on_gpu, _kv_bytes(llm, self.opts.n_ctx), _available_memory()
+            )
         self._llm = llm
         return llm
+
+    @property
+    def _on_gpu(self) -> bool:
+        return self.gpu_layers != 0 and gpu_build()
 
     @property
     def family(self) -> Family:
@@ -94,7 +145,7 @@ class LlamaCppProvider(Provider):
         return self._family
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
-        if self.opts.parallel > 1:
+        if self.parallel != 1:
             return await self._generate_batched(messages, config)
         return await asyncio.to_thread(self._generate, messages, config)
 
@@ -159,7 +210,7 @@ class LlamaCppProvider(Provider):
                 self._engine = BatchEngine(
                     llm._model.model,
                     llm.context_params,
-                    slots=self.opts.parallel,
+                    slots=self.parallel,
                     n_ctx_per_slot=self.opts.n_ctx,
                     n_batch=self.opts.n_batch,
                 )
@@ -184,12 +235,12 @@ class LlamaCppProvider(Provider):
             peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             peak_vram_bytes=self._vram_bytes(),
             busy_s=busy,
-            extra={"parallel": self.opts.parallel},
+            extra={"parallel": self.parallel},
         )
 
     def _vram_bytes(self) -> int | None:
         """This process's GPU memory (NVML), when layers are offloaded to a GPU."""
-        if self.opts.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload():
+        if not self._on_gpu:
             return None
         try:
             import pynvml
@@ -218,6 +269,8 @@ class LlamaCppProvider(Provider):
             "family": self._family.name,
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),
             "options": self.opts.model_dump(),
+            "parallel": self.parallel,
+            "n_gpu_layers": self.gpu_layers,
         }
 
     def close(self) -> None:
@@ -265,6 +318,17 @@ class _Stream(TokenSink):
                 self.finish = "stop"
                 return True
         return self.n_out >= self.budget
+
+
+def _kv_bytes(llm: llama_cpp.Llama, n_ctx: int) -> int | None:
+    """The f16 KV cache of one sequence of `n_ctx` tokens."""
+    model = llm._model.model
+    heads = llama_cpp.llama_model_n_head(model)
+    if heads <= 0:
+        return None
+    head_dim = llama_cpp.llama_model_n_embd(model) // heads
+    per_token = llama_cpp.llama_model_n_layer(model) * llama_cpp.llama_model_n_head_kv(model)
+    return int(n_ctx * per_token * head_dim * 2 * 2)  # K and V, 2 bytes each
 
 
 def _token_text(llm: llama_cpp.Llama, token: int) -> str:
