@@ -13,6 +13,7 @@ from codeduel.benchmarks.jsonl import read_jsonl
 from codeduel.errors import BenchmarkError
 from codeduel.metrics import pass_at_k_ci
 from codeduel.sandbox import Sandbox
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
 from codeduel.util import write_atomic
 
 __all__ = ["evaluate_file", "load_samples"]
@@ -52,19 +53,24 @@ def evaluate_file(
     samples_path: Path,
     output: Path,
     *,
-    timeout_s: float,
+    timeout_s: float = TIMEOUT_FLOOR_S,
+    timeout_factor: float = TIMEOUT_FACTOR,
     workers: int | None = None,
     allow_unsafe: bool = False,
 ) -> dict[str, Any]:
     """Run every sample of `samples_path`; writes `output` whole, or not at all.
 
-    Refuses (`UnsafeSandboxError`) where the sandbox lacks required isolation, unless
-    `allow_unsafe`."""
+    Each task's time limit is calibrated as `run` does it: `max(timeout_s, timeout_factor ×
+    its reference solution's time here)`. Refuses (`UnsafeSandboxError`) where the sandbox
+    lacks required isolation, unless `allow_unsafe`."""
     bench = load_benchmark(benchmark)
     tasks = {t.task_id: t for t in bench.tasks}
     samples = load_samples(samples_path, tasks)
+    used = [tasks[task_id] for task_id in dict.fromkeys(task_id for _, task_id, _ in samples)]
     with Sandbox(workers=workers or os.cpu_count() or 1, allow_unsafe=allow_unsafe) as sandbox:
-        results = list(sandbox.map((program, timeout_s) for _, _, program in samples))
+        limits = calibrate_timeouts(used, sandbox, timeout_s, timeout_factor)
+        jobs = ((program, limits[task_id]) for _, task_id, program in samples)
+        results = list(sandbox.map(jobs))
     per_task: dict[str, list[bool]] = defaultdict(list)
     for (_, task_id, _), result in zip(samples, results, strict=True):
         per_task[task_id].append(result.status == "passed")
@@ -80,6 +86,7 @@ def evaluate_file(
         "tasks": len(per_task),
         "statuses": dict(Counter(r.status for r in results)),
         "timeout_s": timeout_s,
+        "timeout_factor": timeout_factor,
         "sandbox_layers": sandbox.layers,
         "unsafe_sandbox": allow_unsafe,
         "sandbox_missing": sandbox.isolation.missing,
@@ -94,6 +101,7 @@ def evaluate_file(
                 "status": r.status,
                 "detail": r.detail,
                 "duration_s": round(r.duration_s, 4),
+                "timeout_s": limits[task_id],
             }
             for (index, task_id, _), r in zip(samples, results, strict=True)
         ],

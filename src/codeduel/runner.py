@@ -25,10 +25,11 @@ from codeduel.models import (
 )
 from codeduel.records import SampleRecord
 from codeduel.sandbox import Limits, Sandbox
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
 from codeduel.store import Run, Store, StoredCalls
 from codeduel.strategies import Context, Strategy, chain_key, get_strategy
 
-__all__ = ["RunOptions", "calibrate_timeouts", "run_benchmark"]
+__all__ = ["RunOptions", "run_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class RunOptions:
     config: GenerateConfig = field(default_factory=GenerateConfig)
     run_name: str | None = None
     resume: bool = False
-    timeout_floor_s: float = 3.0
-    timeout_factor: float = 4.0
+    timeout_floor_s: float = TIMEOUT_FLOOR_S
+    timeout_factor: float = TIMEOUT_FACTOR
     workers: int | None = None
     # Run untrusted code even where the sandbox lacks REQUIRED_LAYERS (--unsafe-sandbox).
     unsafe_sandbox: bool = False
@@ -88,24 +89,6 @@ def _systems(models: list[Model], strategy: Strategy) -> list[tuple[str, tuple[M
     if strategy.uses_chain:
         return [(chain_key(models), tuple(models))]
     return [(m.key, (m,)) for m in models]
-
-
-def calibrate_timeouts(
-    tasks: list[Task], sandbox: Sandbox, floor_s: float, factor: float
-) -> dict[str, float]:
-    """Per-task limit = max(floor, factor × the reference solution's time on this host)."""
-    refs = [(t, t.reference_solution()) for t in tasks]
-    jobs = [(t.program(ref), max(floor_s, 10.0)) for t, ref in refs if ref is not None]
-    timed = iter(sandbox.map(jobs))
-    limits = {}
-    for task, ref in refs:
-        limit = floor_s
-        if ref is not None:
-            result = next(timed)
-            if result.status == "passed":
-                limit = max(floor_s, factor * result.duration_s)
-        limits[task.task_id] = round(limit, 3)
-    return limits
 
 
 def _sandbox_provenance(sandbox: Sandbox, unsafe: bool, before: Any = None) -> dict[str, Any]:

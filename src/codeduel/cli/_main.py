@@ -224,7 +224,7 @@ def run(
     type=click.FloatRange(min=0.1),
     default=3.0,
     show_default=True,
-    help="Time limit per sample, seconds.",
+    help="Floor of the per-task time limit, seconds (scaled up for slow references, as in run).",
 )
 @click.option("--workers", type=click.IntRange(1, 256), help="Sandbox processes (default: cores).")
 @click.option(

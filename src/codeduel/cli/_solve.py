@@ -156,8 +156,8 @@ def solve(
     from codeduel.cli._main import _parse_options, _parse_strategy_options
     from codeduel.errors import OptionError
     from codeduel.models import GenerateConfig, load_model, parse_model_spec
-    from codeduel.runner import calibrate_timeouts
     from codeduel.sandbox import Sandbox
+    from codeduel.scoring import TIMEOUT_FACTOR, calibrate_timeouts
     from codeduel.strategies import Context, get_strategy
 
     task, from_benchmark = _task(benchmark, task_id, prompt, prompt_file, tests_file)
@@ -175,7 +175,7 @@ def solve(
         with Sandbox(workers=2, allow_unsafe=unsafe_sandbox) as sandbox:
             limit = timeout
             if from_benchmark:
-                limit = calibrate_timeouts([task], sandbox, timeout, 4.0)[task.task_id]
+                limit = calibrate_timeouts([task], sandbox, timeout, TIMEOUT_FACTOR)[task.task_id]
             counter = [0]
             ctx = Context(
                 loaded[0],
