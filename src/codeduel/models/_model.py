@@ -70,6 +70,9 @@ class Model:
             "messages": [asdict(m) for m in messages],
             "config": asdict(config),
         }
+        identity = self.provider.identity()
+        if identity:  # absent for providers without one, so their stored calls still match
+            payload["identity"] = identity
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 

@@ -77,6 +77,11 @@ class Provider(abc.ABC):
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         """Run one call; raise `RetryableError` for failures worth another try."""
 
+    def identity(self) -> dict[str, Any]:
+        """What identifies the weights beyond the model's name (a model file's sha256): part
+        of every call's cache key, so a replaced file never replays the old file's answers."""
+        return {}
+
     def info(self) -> dict[str, Any]:
         """Provenance of the loaded model (file, hash, engine version), stored with each run."""
         return {}

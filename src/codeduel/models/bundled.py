@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codeduel.errors import ModelFileError, OptionError
+from codeduel.util import write_atomic
 
-__all__ = ["BUNDLED", "BundledModel", "bundled_status", "model_cache_dir", "resolve_model_file"]
+__all__ = [
+    "BUNDLED",
+    "BundledModel",
+    "bundled_status",
+    "file_identity",
+    "file_sha256",
+    "model_cache_dir",
+    "model_sha256",
+    "resolve_model_file",
+]
 
 _CHUNK = 8 << 20
 
@@ -104,6 +114,41 @@ def _sha256(paths: list[Path], sink: object | None = None) -> tuple[str, int]:
                 if sink is not None:
                     sink.write(chunk)  # type: ignore[attr-defined]
     return digest.hexdigest(), size
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a model file, hashed once: kept by path, size and mtime in the cache dir,
+    so a replaced file is hashed again and an unchanged one is not."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = hashlib.sha256(str(path).encode()).hexdigest()[:24]
+    record = model_cache_dir() / "hashes" / f"{key}.sha256"
+    stamp = [str(path), str(st.st_size), str(st.st_mtime_ns)]
+    try:
+        *recorded, digest = record.read_text().split("\t")
+        if recorded == stamp:
+            return digest
+    except (OSError, ValueError):
+        pass
+    digest, _ = _sha256([path])
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(record, "\t".join([*stamp, digest]))
+    return digest
+
+
+def model_sha256(name: str, path: Path | None = None) -> str:
+    """A bundled model's declared sha256, or its model file's (`path`, else resolved)."""
+    bundled = BUNDLED.get(name)
+    if bundled is not None:
+        return bundled.sha256
+    return file_sha256(path or resolve_model_file(name))
+
+
+def file_identity(name: str, path: Path | None = None) -> dict[str, str]:
+    """What a provider's call cache key needs beyond the model's name: a user's model file by
+    its sha256; nothing for a bundled model, whose name fixes its weights (checked against
+    their sha256 when assembled)."""
+    return {} if name in BUNDLED else {"model_sha256": model_sha256(name, path)}
 
 
 def _marker(model: BundledModel) -> Path:

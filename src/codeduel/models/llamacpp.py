@@ -21,7 +21,7 @@ from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._llama_batch import BatchEngine, TokenSink
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
-from codeduel.models.bundled import BUNDLED, resolve_model_file
+from codeduel.models.bundled import file_identity, model_sha256, resolve_model_file
 from codeduel.models.families import Family, family_for_template
 
 __all__ = ["LlamaCppOptions", "LlamaCppProvider", "render_chat"]
@@ -103,6 +103,12 @@ class LlamaCppProvider(Provider):
         self._eos = ""
         self._lock = threading.Lock()
         self._engine: BatchEngine | None = None
+        self._identity: dict[str, str] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            self._identity = file_identity(self.model, self._path)
+        return self._identity
 
     def load(self) -> llama_cpp.Llama:
         """Load the weights (once); model file problems become one clear error."""
@@ -260,12 +266,11 @@ class LlamaCppProvider(Provider):
 
     def info(self) -> dict[str, Any]:
         self.load()
-        bundled = BUNDLED.get(self.model)
         return {
             "engine": "llama.cpp",
             "llama_cpp_python": llama_cpp.__version__,
             "model_file": str(self._path),
-            "model_sha256": bundled.sha256 if bundled else None,
+            "model_sha256": model_sha256(self.model, self._path),
             "family": self._family.name,
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),
             "options": self.opts.model_dump(),

@@ -23,7 +23,7 @@ from codeduel.errors import ModelFileError, OptionError
 from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
-from codeduel.models.bundled import BUNDLED, resolve_model_file
+from codeduel.models.bundled import file_identity, model_sha256, resolve_model_file
 from codeduel.models.families import Family, family_for_template
 from codeduel.prompts import AFTER_CODE, CLOSE_FENCE
 
@@ -66,6 +66,7 @@ class TransformersProvider(Provider):
         self._stops: tuple[str, ...] = ()
         self._bos = self._eos = ""
         self.timings: dict[str, float] = {}
+        self._identity: dict[str, str] | None = None
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -215,12 +216,16 @@ class TransformersProvider(Provider):
             return None
         return int(torch.cuda.max_memory_reserved(torch.device(self.opts.device)))
 
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            self._identity = file_identity(self.model, self._path)
+        return self._identity
+
     def info(self) -> dict[str, Any]:
         import torch
         import transformers
 
         engine = self.load()
-        bundled = BUNDLED.get(self.model)
         device = torch.device(self.opts.device)
         return {
             "engine": "codeduel torch engine over transformers weights",
@@ -228,7 +233,7 @@ class TransformersProvider(Provider):
             "transformers": transformers.__version__,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "model_file": str(self._path),
-            "model_sha256": bundled.sha256 if bundled else None,
+            "model_sha256": model_sha256(self.model, self._path),
             "family": self._family.name,
             "weights_bytes": engine.w.nbytes(),
             "cuda_graphs": engine.graphs_enabled,
