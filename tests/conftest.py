@@ -6,8 +6,26 @@ from pathlib import Path
 
 import pytest
 
+# The project's shared data, beside the checkout (../shared); tests reach it only through
+# the fixtures below, which says what is missing.
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-MBPP_DIR = SHARED / "datasets" / "mbpp"
+
+
+@pytest.fixture(scope="session")
+def mbpp_dir() -> Path:
+    """../shared/datasets/mbpp, where the MBPP tests read the sanitized dataset."""
+    return _shared("datasets/mbpp/sanitized-mbpp.json").parent
+
+
+def _shared(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: these tests read the project's shared data from ../shared "
+            "beside the checkout (as CI has it)",
+            pytrace=False,
+        )
+    return path
 
 
 @pytest.fixture(autouse=True)

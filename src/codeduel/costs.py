@@ -22,7 +22,6 @@ __all__ = [
     "PriceTable",
     "break_even",
     "load_prices",
-    "local_cost_per_problem",
     "token_cost",
 ]
 
@@ -102,11 +101,6 @@ class LocalCost:
     @property
     def hardware_usd_per_month(self) -> float:
         return self.hardware_usd / self.lifetime_months if self.lifetime_months > 0 else 0.0
-
-
-def local_cost_per_problem(local: LocalCost, seconds_per_problem: float) -> float:
-    """Running cost only (energy); hardware is a fixed monthly cost, see `break_even`."""
-    return local.energy_usd(seconds_per_problem)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ import pytest
 from codeduel.benchmarks import load_benchmark
 from codeduel.benchmarks.mbpp import MBPP_SANITIZED_SHA256
 from codeduel.errors import BenchmarkError
-from tests.conftest import MBPP_DIR
 
 
 def test_humaneval_has_164_tasks_and_its_pinned_hash() -> None:
@@ -22,8 +21,8 @@ def test_humaneval_has_164_tasks_and_its_pinned_hash() -> None:
     assert program.rstrip().endswith("check(has_close_elements)")
 
 
-def test_mbpp_from_a_local_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CODEDUEL_MBPP_DIR", str(MBPP_DIR))
+def test_mbpp_from_a_local_folder(monkeypatch: pytest.MonkeyPatch, mbpp_dir: Path) -> None:
+    monkeypatch.setenv("CODEDUEL_MBPP_DIR", str(mbpp_dir))
     bench = load_benchmark("mbpp")
     assert len(bench.tasks) == 427
     assert bench.sha256 == MBPP_SANITIZED_SHA256

@@ -13,7 +13,6 @@ import pytest
 from codeduel.benchmarks import load_benchmark
 from codeduel.benchmarks.mbpp import FILENAME, MBPP_SANITIZED_SHA256, download
 from codeduel.errors import BenchmarkError
-from tests.conftest import MBPP_DIR
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -22,8 +21,8 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(MBPP_DIR))
+def server(mbpp_dir: Path) -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(mbpp_dir))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -32,10 +31,12 @@ def server() -> Iterator[str]:
     httpd.server_close()
 
 
-def test_download_verifies_and_lands_atomically(server: str, tmp_path: Path) -> None:
+def test_download_verifies_and_lands_atomically(
+    server: str, tmp_path: Path, mbpp_dir: Path
+) -> None:
     target = tmp_path / "cache" / FILENAME
     download(f"{server}/{FILENAME}", target, MBPP_SANITIZED_SHA256)
-    assert target.read_bytes() == (MBPP_DIR / FILENAME).read_bytes()
+    assert target.read_bytes() == (mbpp_dir / FILENAME).read_bytes()
     assert list(target.parent.iterdir()) == [target]
 
 

@@ -12,7 +12,6 @@ from codeduel.benchmarks import Benchmark, load_benchmark
 from codeduel.benchmarks._visible import docstring_checks
 from codeduel.errors import BenchmarkError
 from codeduel.sandbox import Sandbox
-from tests.conftest import MBPP_DIR
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +126,8 @@ def test_docstring_forms() -> None:
     assert docstring_checks("not python (", "f") == []
 
 
-def test_mbpp_visible_is_the_prompt_assert(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CODEDUEL_MBPP_DIR", str(MBPP_DIR))
+def test_mbpp_visible_is_the_prompt_assert(monkeypatch: pytest.MonkeyPatch, mbpp_dir: Path) -> None:
+    monkeypatch.setenv("CODEDUEL_MBPP_DIR", str(mbpp_dir))
     bench = load_benchmark("mbpp")
     task = bench.tasks[0]
     hidden = task.test.splitlines()

@@ -18,6 +18,7 @@ from codeduel.models import (
     RetryableError,
     RetryPolicy,
     load_model,
+    load_provider_class,
     parse_model_spec,
     providers,
 )
@@ -135,3 +136,18 @@ def test_cache_answers_a_repeated_request_without_a_call() -> None:
     assert second.text == first.text and second.extra["cached"] is True
     asyncio.run(model.generate(messages, GenerateConfig(temperature=0.5)))
     assert provider.calls == 2
+
+
+def test_a_missing_sdk_says_what_to_install_and_a_bug_stays_a_bug(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from codeduel.models import _registry
+
+    monkeypatch.setitem(_registry._BUILTIN, "nosdk", "tests.models.missing_sdk_provider:P")
+    monkeypatch.setitem(_registry._BUILTIN, "buggy", "tests.models.broken_providers:P")
+    with pytest.raises(OptionError, match="needs a package that is missing"):
+        load_provider_class("nosdk")
+    # An ImportError raised by codeduel's own code is a bug: it keeps its type and traceback.
+    with pytest.raises(ImportError, match="NoSuchProvider") as caught:
+        load_provider_class("buggy")
+    assert not isinstance(caught.value, OptionError)

@@ -27,7 +27,6 @@ from codeduel.runner import RunOptions
 from codeduel.sandbox import Sandbox
 from codeduel.store import Store
 from codeduel.strategies import Context, Strategy, get_strategy
-from tests.conftest import MBPP_DIR
 
 WRONG_0 = "def has_close_elements(numbers, threshold):\n    return True\n"
 # Passes both visible examples of HumanEval/0 by special-casing them, fails the hidden tests.
@@ -128,9 +127,9 @@ def test_repair_never_shows_hidden_tests(humaneval: Benchmark, sandbox: Sandbox)
 
 
 def test_repair_on_mbpp_shows_only_the_first_assert(
-    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, mbpp_dir: Path
 ) -> None:
-    monkeypatch.setenv("CODEDUEL_MBPP_DIR", str(MBPP_DIR))
+    monkeypatch.setenv("CODEDUEL_MBPP_DIR", str(mbpp_dir))
     task = load_benchmark("mbpp").tasks[0]
     provider = Scripted(["def similar_elements(a, b):\n    return (1 / 0,)\n"])
     _solve(get_strategy("repair", {"attempts": "2"}), task, [_model(provider)], sandbox)

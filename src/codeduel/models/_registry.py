@@ -79,7 +79,9 @@ def load_provider_class(name: str) -> type[Provider]:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] == "codeduel":
+            raise  # a module of codeduel's own is missing: a bug, with its traceback
         hint = _INSTALL_HINT.get(name, f"install the package that provides {name!r}")
         raise OptionError(
             f"provider {name!r} needs a package that is missing ({exc.name}): {hint}"

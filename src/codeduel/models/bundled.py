@@ -80,8 +80,6 @@ BUNDLED: dict[str, BundledModel] = {
     )
 }
 
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
-
 
 def model_cache_dir() -> Path:
     override = os.environ.get("CODEDUEL_CACHE_DIR")

@@ -1,4 +1,4 @@
-"""Per-model-family data: how a family ends its turn and how its code answers are framed.
+"""Per-model-family data: how a family ends its turn.
 
 A family is recognised from the chat template a model file carries, never from the model's
 name, so a fine-tune or a re-quantisation of a known family gets the right stops.
@@ -18,9 +18,6 @@ class Family:
     template_marker: str
     # End-of-turn markers to stop on as text, for files whose vocab does not flag them as EOG.
     end_of_turn: tuple[str, ...]
-    # Code answers: the assistant turn opens a fence; generation stops at the closing one.
-    code_prefill: str = "```python\n"
-    code_stop: tuple[str, ...] = ("\n```",)
 
 
 FAMILIES: tuple[Family, ...] = (
