@@ -154,3 +154,27 @@ def test_a_declared_price_prices_a_local_model_by_its_tokens(
     assert tokens_in and tokens_out
     assert by_tokens.usd_total == pytest.approx((tokens_in * 0.1 + tokens_out * 0.4) / 1e6)
     assert by_tokens.usd_total != pytest.approx(by_energy.usd_total)
+
+
+def test_time_per_problem_is_the_systems_throughput_not_a_requests_latency(
+    tmp_path: Path,
+) -> None:
+    # The committed full HumanEval run with 16 sequences batched: 164 problems in 2,244 s.
+    db = tmp_path / "runs.db"
+    db.write_bytes(
+        (Path(__file__).parents[2] / "docs/results/hybrid-humaneval/runs.db").read_bytes()
+    )
+    with Store(db) as store:
+        run = store.get_run("he-single")
+        assert run is not None
+        report = build_report(store, run, report_costs())
+    _, (row,), _, _ = report
+    assert row.system_wall_s == pytest.approx(2244, abs=2)
+    assert row.wall_s_per_problem == pytest.approx(2244 / 164, abs=0.02)  # 13.7 s
+    assert row.latency_s is not None and row.latency_s.p50 > 150  # a request waits ~192 s
+    assert row.aggregate_tokens_per_s == pytest.approx(
+        164 * row.completion_tokens_mean / 2244, rel=0.01
+    )
+    text = render_markdown([report], report_costs().local)
+    assert "| Wall s per problem | Request latency p50 / p95 s |" in text
+    assert "| 13.67 | 192.08 / 440.30 |" in text

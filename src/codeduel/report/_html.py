@@ -43,7 +43,7 @@ __all__ = ["TimeSpread", "render_html", "time_spreads"]
 
 @dataclass(frozen=True)
 class TimeSpread:
-    """Time per problem (generation plus execution, as in the duel table) of every scored
+    """Request latency (generation plus execution, as in the duel table) of every scored
     sample of one system of a run, in increasing order."""
 
     model: str
@@ -222,10 +222,12 @@ def _latency(
             if spread.strategy == "single":
                 system = spread.model
             boxes.append(Box(labels.name(run.name, system), labels.color(system), spread.seconds))
-    title = "Time per problem"
+    title = "Request latency"
     caption = (
-        "Generation plus execution time of every scored sample (dots); the box spans the middle "
-        "half, the thick bar is the median, the diamond the 95th percentile, as in the table."
+        "Generation plus execution time of every scored sample (dots), under the system's "
+        "batching or concurrency: what one request waits, not what a problem costs in time "
+        "(the table's wall s per problem); the box spans the middle half, the thick bar is the "
+        "median, the diamond the 95th percentile, as in the table."
     )
     if not boxes:
         return _Figure("latency", title, caption, "", "No data: no scored samples.")
@@ -237,11 +239,14 @@ def _throughput(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
     for _, rows, _, _ in reports:
         for r in rows:
             name, color = labels.row(r)
-            value = r.decode_tokens_per_s
+            value = r.aggregate_tokens_per_s
             text = "not measured" if value is None else f"{value:,.1f} tok/s"
             bars.append(Bar(name, color, value, text))
-    title = "Decode speed"
-    caption = "Completion tokens per second after the first token, over all calls of a system."
+    title = "Output speed"
+    caption = (
+        "Output tokens per second each system delivered: all its output tokens over its wall "
+        "time, batching and concurrency included (not one stream's share)."
+    )
     if all(b.value is None for b in bars):
         return _Figure("throughput", title, caption, "", "No data: no call reported its speed.")
     return _Figure(

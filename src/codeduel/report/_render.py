@@ -32,6 +32,10 @@ __all__ = [
 RunReport = tuple[Run, list[ReportRow], list[Paired], Hybrid]
 
 _DUEL_NOTE = (
+    "Wall s per problem: the system's wall time (its first sample's start to its last one's "
+    "end) over its scored problems, what a problem costs in time with the system's batching "
+    "or concurrency; request latency: each sample's own time, generation plus execution. "
+    "Output tokens/s: all of the system's output tokens over that wall time. "
     "Tokens per problem count every model call of a sample (all attempts of a repair, "
     "resample or cascade) over the scored problems. Output in extracted code: the characters "
     "of the extracted code (after sanitizing) found in the models' answers, as a share of all "
@@ -82,9 +86,10 @@ def duel_table(rows: list[ReportRow]) -> Table:
         "System",
         "Pass@1 % (95% CI)",
         "Passed",
-        "Time per problem p50 / p95 s",
+        "Wall s per problem",
+        "Request latency p50 / p95 s",
         "TTFT p50 s",
-        "Tokens/s (decode)",
+        "Output tokens/s (system)",
         "Tokens in per problem",
         "Tokens out per problem mean / p50",
         "Output in extracted code % (chars)",
@@ -100,9 +105,10 @@ def duel_table(rows: list[ReportRow]) -> Table:
                 _system(r),
                 _est(r.pass_at_1),
                 f"{r.passed}/{r.samples - r.model_errors}",
-                f"{_s(r.time_per_problem_s, 'p50')} / {_s(r.time_per_problem_s, 'p95')}",
+                _num(r.wall_s_per_problem, ".2f"),
+                f"{_s(r.latency_s, 'p50')} / {_s(r.latency_s, 'p95')}",
                 _s(r.ttft_s, "p50"),
-                _num(r.decode_tokens_per_s),
+                _num(r.aggregate_tokens_per_s),
                 f"{r.prompt_tokens_mean:.0f}",
                 _tokens(r.output_tokens_per_problem),
                 "–" if r.output_in_code is None else _pct(r.output_in_code),
@@ -123,7 +129,7 @@ def cost_table(rows: list[ReportRow], local: LocalCost) -> Table | None:
         "System",
         "Up-front cost",
         "Running cost per problem",
-        "Time per iteration p50 s",
+        "Wall s per problem",
         "Break-even",
     )
     body = []
@@ -148,7 +154,7 @@ def cost_table(rows: list[ReportRow], local: LocalCost) -> Table | None:
                 _system(r),
                 upfront,
                 _usd(r.usd_per_problem),
-                _s(r.time_per_problem_s, "p50"),
+                _num(r.wall_s_per_problem, ".2f"),
                 verdict,
             )
         )

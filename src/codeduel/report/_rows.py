@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from codeduel.costs import LocalCost, PriceTable, load_prices, token_cost
@@ -34,8 +35,18 @@ class ReportRow:
     statuses: dict[str, int]
     pass_at_1: Estimate | None
     pass_at_k: dict[int, Estimate]
-    time_per_problem_s: Summary | None
+    # The system's own throughput: its wall seconds (first sample's start to the last one's
+    # end, as `system_wall_s`) per scored problem. Not a request's latency, which under
+    # batching or concurrency is many times longer than what a problem costs in time.
+    wall_s_per_problem: float | None
+    system_wall_s: float | None
+    # Each sample's own time (generation plus execution): request latency, p50 / p95.
+    latency_s: Summary | None
     ttft_s: Summary | None
+    # Output tokens per second the system delivered: all its output tokens over its wall time.
+    aggregate_tokens_per_s: float | None
+    # One stream's decode speed (tokens after the first over each call's decode time): under
+    # batching a share of the engine, not its speed.
     decode_tokens_per_s: float | None
     output_tokens_per_s: float | None
     # Engine seconds per scored problem (busy_s): what the energy is counted from.
@@ -92,6 +103,17 @@ def _cost(
     )
 
 
+def _system_wall_s(run: Run, samples: list[tuple[str, float]]) -> float | None:
+    """From the system's first sample's start to its last one's end (each sample stored as it
+    ends, `created_at`, after its `seconds`), clipped to the run's start; a resumed run's
+    pause counts, as in the run's wall time."""
+    if not samples:
+        return None
+    ends = [(datetime.fromisoformat(end).timestamp(), seconds) for end, seconds in samples]
+    start = max(datetime.fromisoformat(run.started_at).timestamp(), min(e - s for e, s in ends))
+    return max(e for e, _ in ends) - start
+
+
 def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> list[ReportRow]:
     costs = costs or CostSettings()
     db = store.db
@@ -125,13 +147,14 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 f"SELECT status, COUNT(*) FROM samples {scope} GROUP BY status ORDER BY status", key
             )
         }
-        # Time per problem: the wall time of a sample, generation plus execution.
-        times = [
-            r[0]
-            for r in db.execute(
-                f"SELECT generation_s + execution_s FROM samples {scope} AND model_error = 0", key
-            )
-        ]
+        # Request latency: the time of a sample, generation plus execution.
+        timed = db.execute(
+            f"SELECT generation_s + execution_s, created_at FROM samples {scope} "
+            "AND model_error = 0",
+            key,
+        ).fetchall()
+        times = [r[0] for r in timed]
+        wall = _system_wall_s(run, [(r[1], r[0]) for r in timed])
         output_tokens = [
             r[0]
             for r in db.execute(
@@ -185,8 +208,11 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 statuses=statuses,
                 pass_at_1=estimates.get(1),
                 pass_at_k=estimates,
-                time_per_problem_s=summarize(times),
+                wall_s_per_problem=wall / scored if wall and scored else None,
+                system_wall_s=wall,
+                latency_s=summarize(times),
                 ttft_s=summarize(ttfts),
+                aggregate_tokens_per_s=g["ct_sum"] / wall if wall else None,
                 decode_tokens_per_s=decode,
                 output_tokens_per_s=g["ct_sum"] / busy if busy else None,
                 engine_s_per_problem=busy / scored if busy and scored else None,
