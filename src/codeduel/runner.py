@@ -247,7 +247,13 @@ def run_benchmark(
                 calibrate_timeouts, tasks, sandbox, opts.timeout_floor_s, opts.timeout_factor
             )
             for model in models:
-                info = {**model.provider.info(), "local": model.provider.capabilities.local}
+                caps = model.provider.capabilities
+                info = {
+                    **model.provider.info(),
+                    "local": caps.local,
+                    "deterministic_greedy": caps.deterministic_greedy,
+                    "honours_sampling": caps.honours_sampling,
+                }
                 store.add_model(run.id, model.key, {**info, "sandbox_layers": sandbox.layers})
             systems = _systems(models, strategy)
             if strategy.uses_chain:

@@ -18,7 +18,7 @@ class StubProvider(Provider):
 
     name = "stub"
     Options = StubOptions
-    capabilities = Capabilities(local=True, max_concurrency=4)
+    capabilities = Capabilities(local=True, max_concurrency=4, deterministic_greedy=True)
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         assert isinstance(self.options, StubOptions)

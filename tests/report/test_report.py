@@ -178,3 +178,24 @@ def test_time_per_problem_is_the_systems_throughput_not_a_requests_latency(
     text = render_markdown([report], report_costs().local)
     assert "| Wall s per problem | Request latency p50 / p95 s |" in text
     assert "| 13.67 | 192.08 / 440.30 |" in text
+
+
+def test_each_system_says_how_its_answers_were_sampled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codeduel.cli import main
+    from tests.models.fakeapi import FakeAPI
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-sampling")
+    db = tmp_path / "runs.db"
+    answer = "```python\ndef truncate_number(number):\n    return number % 1.0\n```"
+    with FakeAPI(lambda request: answer, api_key="sk-ant-test-sampling") as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        argv = ["run", "humaneval", "--model", "anthropic/claude-test", "-M", "prefill=false",
+                "--task-ids", "HumanEval/2", "--db", str(db), "--no-progress"]  # fmt: skip
+        main([*argv, "--run-name", "one"])
+        main([*argv, "--run-name", "two"])
+        assert len(api.posts) == 2  # "temperature 0" to this API is a draw: not replayed
+    main(["report", "two", "--db", str(db)])
+    out = capsys.readouterr().out
+    assert "anthropic/claude-test sampling: the API's own sampling" in out

@@ -77,8 +77,11 @@ class Model:
         return hashlib.sha256(blob).hexdigest()
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
-        # Only a greedy call's answer is determined by its request; a sampled one is a new draw.
-        cache = self.cache if config.temperature == 0 else None
+        # Only a greedy call's answer is determined by its request, and only where the provider
+        # decodes greedily at temperature 0; a sampled one, or any of a cloud API that keeps its
+        # own sampling, is a new draw and never replayed.
+        greedy = config.temperature == 0 and self.provider.capabilities.deterministic_greedy
+        cache = self.cache if greedy else None
         key = self.request_hash(messages, config)
         if cache is not None and key in cache:
             return replace(cache[key], extra={**cache[key].extra, "cached": True})

@@ -48,6 +48,11 @@ class Capabilities:
     # How many calls the wrapper lets run at once against one instance.
     max_concurrency: int = 1
     supports_prefill: bool = True
+    # A temperature-0 call is determined by its request (the engine decodes greedily), so its
+    # answer may be replayed from the call cache. Off where temperature 0 is still a draw.
+    deterministic_greedy: bool = False
+    # The temperature and top_p asked for are sent and honoured (else the API's own apply).
+    honours_sampling: bool = True
 
 
 class RetryableError(Exception):

@@ -58,7 +58,15 @@ class AnthropicOptions(ProviderOptions):
 class AnthropicProvider(Provider):
     name = "anthropic"
     Options = AnthropicOptions
-    capabilities = Capabilities(local=False, max_concurrency=8, supports_prefill=True)
+    # The API takes no sampling parameters (see `_stream`): every answer is a draw at its own
+    # default temperature, never a greedy, replayable one.
+    capabilities = Capabilities(
+        local=False,
+        max_concurrency=8,
+        supports_prefill=True,
+        deterministic_greedy=False,
+        honours_sampling=False,
+    )
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
         super().__init__(model, options)

@@ -78,7 +78,9 @@ def _available_memory() -> int | None:
 class LlamaCppProvider(Provider):
     name = "llamacpp"
     Options = LlamaCppOptions
-    capabilities = Capabilities(local=True, max_concurrency=1, supports_prefill=True)
+    capabilities = Capabilities(
+        local=True, max_concurrency=1, supports_prefill=True, deterministic_greedy=True
+    )
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
         super().__init__(model, options)

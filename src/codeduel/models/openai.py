@@ -64,6 +64,7 @@ class OpenAICompatOptions(OpenAIOptions):
 class OpenAIProvider(Provider):
     name = "openai"
     Options = OpenAIOptions
+    # OpenAI's API takes temperature 0 but does not promise the same answer twice.
     capabilities = Capabilities(local=False, max_concurrency=8, supports_prefill=False)
     # Where the server is when neither the option nor OPENAI_BASE_URL says.
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
@@ -250,7 +251,11 @@ class OpenAIProvider(Provider):
 class OpenAICompatProvider(OpenAIProvider):
     name = "openai-compat"
     Options = OpenAICompatOptions
-    capabilities = Capabilities(local=False, max_concurrency=4, supports_prefill=False)
+    # The servers it is for (llama.cpp's, vLLM, Ollama, LM Studio) decode greedily at
+    # temperature 0.
+    capabilities = Capabilities(
+        local=False, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
+    )
     default_base_url: ClassVar[str | None] = None
     max_tokens_field = "max_tokens"
     usage_required = False
@@ -277,21 +282,27 @@ class OpenAICompatProvider(OpenAIProvider):
 
 class OllamaProvider(OpenAICompatProvider):
     name = "ollama"
-    capabilities = Capabilities(local=True, max_concurrency=4, supports_prefill=False)
+    capabilities = Capabilities(
+        local=True, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
+    )
     default_base_url = "http://127.0.0.1:11434/v1"
     preset = True
 
 
 class VLLMProvider(OpenAICompatProvider):
     name = "vllm"
-    capabilities = Capabilities(local=True, max_concurrency=4, supports_prefill=False)
+    capabilities = Capabilities(
+        local=True, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
+    )
     default_base_url = "http://127.0.0.1:8000/v1"
     preset = True
 
 
 class LMStudioProvider(OpenAICompatProvider):
     name = "lmstudio"
-    capabilities = Capabilities(local=True, max_concurrency=4, supports_prefill=False)
+    capabilities = Capabilities(
+        local=True, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
+    )
     default_base_url = "http://127.0.0.1:1234/v1"
     preset = True
 

@@ -46,7 +46,9 @@ class TransformersOptions(ProviderOptions):
 class TransformersProvider(Provider):
     name = "transformers"
     Options = TransformersOptions
-    capabilities = Capabilities(local=True, max_concurrency=256, supports_prefill=True)
+    capabilities = Capabilities(
+        local=True, max_concurrency=256, supports_prefill=True, deterministic_greedy=True
+    )
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
         super().__init__(model, options)

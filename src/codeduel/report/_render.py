@@ -213,6 +213,8 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
             )
         )
         notes.append(f"{_system(r)} cost basis: {r.cost_basis}")
+        if r.sampling:
+            notes.append(f"{_system(r)} sampling: {r.sampling}")
     if run.status != "complete":
         notes.append(f"run {run.name} is {run.status}: continue it with --resume")
     if unsafe_sandbox(run):

@@ -67,6 +67,8 @@ class ReportRow:
     usd_per_problem: float | None
     usd_per_solved: float | None
     cost_basis: str
+    # The sampling the system's answers actually came from, in words.
+    sampling: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +103,29 @@ def _cost(
         f"${price.input_per_mtok:g}/${price.output_per_mtok:g} per Mtok in/out, "
         f"read {price.read_on}"
     )
+
+
+def _sampling(info: dict[str, Any], generation: dict[str, Any]) -> str:
+    """What decoded the answers: the settings asked for, unless the API keeps its own."""
+    temperature = generation.get("temperature", 0.0)
+    if "honours_sampling" not in info:
+        return (
+            f"temperature {temperature:g} asked; the run predates the record of whether the "
+            "provider honours it"
+        )
+    if info.get("honours_sampling") is False:
+        return (
+            f"the API's own sampling (it takes no sampling parameters; temperature "
+            f"{temperature:g} was asked): every answer is a draw, never replayed from the cache"
+        )
+    if temperature == 0:
+        if info.get("deterministic_greedy") is False:
+            return (
+                "temperature 0, which this API does not promise to decode greedily: answers "
+                "are not replayed from the cache"
+            )
+        return "greedy (temperature 0)"
+    return f"temperature {temperature:g}, top_p {generation.get('top_p', 1.0):g}"
 
 
 def _system_wall_s(run: Run, samples: list[tuple[str, float]]) -> float | None:
@@ -229,6 +254,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 usd_per_problem=usd / scored if usd is not None and scored else None,
                 usd_per_solved=usd / g["passed"] if usd is not None and g["passed"] else None,
                 cost_basis=basis,
+                sampling=_sampling(infos.get(g["model"], {}), run.config.get("generation", {})),
             )
         )
     return rows
