@@ -72,6 +72,11 @@ def _num(value: float | None, fmt: str = ".1f") -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def _approx(row: ReportRow, cell: str) -> str:
+    """A token figure, marked ≈ where some of its counts were estimated."""
+    return f"≈{cell}" if row.estimated_token_calls and cell != "–" else cell
+
+
 def _tokens(summary: Summary | None) -> str:
     return "–" if summary is None else f"{summary.mean:.0f} / {summary.p50:.0f}"
 
@@ -109,8 +114,8 @@ def duel_table(rows: list[ReportRow]) -> Table:
                 f"{_s(r.latency_s, 'p50')} / {_s(r.latency_s, 'p95')}",
                 _s(r.ttft_s, "p50"),
                 _num(r.aggregate_tokens_per_s),
-                f"{r.prompt_tokens_mean:.0f}",
-                _tokens(r.output_tokens_per_problem),
+                _approx(r, f"{r.prompt_tokens_mean:.0f}"),
+                _approx(r, _tokens(r.output_tokens_per_problem)),
                 "–" if r.output_in_code is None else _pct(r.output_in_code),
                 memory,
                 _usd(r.usd_per_problem),
@@ -213,6 +218,18 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
             )
         )
         notes.append(f"{_system(r)} cost basis: {r.cost_basis}")
+        calls = [
+            f"{r.retries} retries" if r.retries else "",
+            f"{r.cache_hits} answers replayed from the call cache" if r.cache_hits else "",
+            (
+                f"token counts of {r.estimated_token_calls} calls estimated from stream chunks "
+                "(the server sent no usage; ≈ in the table)"
+                if r.estimated_token_calls
+                else ""
+            ),
+        ]
+        if any(calls):
+            notes.append(f"{_system(r)} calls: " + "; ".join(c for c in calls if c))
         if r.sampling:
             notes.append(f"{_system(r)} sampling: {r.sampling}")
     if run.status != "complete":

@@ -69,6 +69,12 @@ class ReportRow:
     cost_basis: str
     # The sampling the system's answers actually came from, in words.
     sampling: str = ""
+    # From each call's stored extra (runs before it was stored count 0): retries the wrapper
+    # made, answers replayed from the call cache, calls whose token counts the provider
+    # estimated from stream chunks (the server sent no usage).
+    retries: int = 0
+    cache_hits: int = 0
+    estimated_token_calls: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,6 +208,15 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ?",
             key,
         ).fetchone()
+        retries, cache_hits, estimated = db.execute(
+            "SELECT COALESCE(SUM(json_extract(c.extra, '$.attempts') - 1), 0), "
+            "COALESCE(SUM(json_extract(c.extra, '$.cached') = 1), 0), "
+            "COALESCE(SUM(json_extract(c.extra, '$.usage') IS NOT NULL), 0) "
+            "FROM model_calls c JOIN attempts a ON a.id = c.attempt_id "
+            "JOIN samples s ON s.id = a.sample_id "
+            "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? AND c.extra IS NOT NULL",
+            key,
+        ).fetchone()
         # One call at a time: the answers are the largest texts in the store.
         answer_chars = in_code = 0
         for response, code in db.execute(
@@ -255,6 +270,9 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 usd_per_solved=usd / g["passed"] if usd is not None and g["passed"] else None,
                 cost_basis=basis,
                 sampling=_sampling(infos.get(g["model"], {}), run.config.get("generation", {})),
+                retries=retries,
+                cache_hits=cache_hits,
+                estimated_token_calls=estimated,
             )
         )
     return rows

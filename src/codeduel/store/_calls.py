@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, MutableMapping
 
 from codeduel.models import ModelOutput
@@ -11,8 +12,11 @@ __all__ = ["StoredCalls"]
 
 _COLUMNS = (
     "response, finish_reason, prompt_tokens, completion_tokens, latency_s, ttft_s, prompt_text, "
-    "peak_rss_bytes, peak_vram_bytes, busy_s"
+    "peak_rss_bytes, peak_vram_bytes, busy_s, extra"
 )
+# What a replay keeps of the original call's extra: facts about the answer, not about how the
+# original call went (its retries, or whether it was itself a replay).
+_CALL_ONLY = frozenset({"attempts", "cached"})
 
 
 class StoredCalls(MutableMapping[str, ModelOutput]):
@@ -44,6 +48,9 @@ class StoredCalls(MutableMapping[str, ModelOutput]):
             peak_rss_bytes=row["peak_rss_bytes"],
             peak_vram_bytes=row["peak_vram_bytes"],
             busy_s=row["busy_s"],
+            extra={
+                k: v for k, v in json.loads(row["extra"] or "{}").items() if k not in _CALL_ONLY
+            },
         )
 
     def __setitem__(self, key: str, value: ModelOutput) -> None:

@@ -121,4 +121,13 @@ ALTER TABLE samples ADD COLUMN final_attempt INTEGER;
 ALTER TABLE model_calls ADD COLUMN busy_s REAL;
 """,
     ),
+    # What the model wrapper and provider learned about a call (JSON, `ModelOutput.extra`):
+    # `attempts` (1 + retries), `cached` (replayed from the call cache), `usage` (token counts
+    # estimated from stream chunks instead of the API's own). NULL in older rows.
+    (
+        "0005_call_extra",
+        """
+ALTER TABLE model_calls ADD COLUMN extra TEXT;
+""",
+    ),
 )

@@ -266,8 +266,8 @@ class Store:
                         "INSERT INTO model_calls (attempt_id, model, request_hash, messages, "
                         "prompt_text, config, response, finish_reason, prompt_tokens, "
                         "completion_tokens, ttft_s, latency_s, decode_tokens_per_s, "
-                        "peak_rss_bytes, peak_vram_bytes, error, created_at, busy_s) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "peak_rss_bytes, peak_vram_bytes, error, created_at, busy_s, extra) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             attempt_id,
                             call.model,
@@ -287,6 +287,7 @@ class Store:
                             call.error,
                             now,
                             out.busy_s if out else None,
+                            json.dumps(out.extra, sort_keys=True, default=str) if out else None,
                         ),
                     )
                 for ex in attempt.executions:
