@@ -75,6 +75,15 @@ class View:
     devices: tuple[str, ...]
     proc: str = "/proc"
 
+    def dirs_under(self, directories: tuple[str, ...]) -> tuple[str, ...]:
+        """The bound directories strictly inside any of `directories` (a virtual environment
+        in /tmp): what a tmpfs mounted on one of those would cover."""
+        return tuple(
+            path
+            for path in self.binds
+            if os.path.isdir(path) and any(path != d and _inside(path, d) for d in directories)
+        )
+
 
 def interpreter_paths() -> set[str]:
     """The directories this interpreter runs from: its prefixes, its executable's directory

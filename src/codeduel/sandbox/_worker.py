@@ -14,8 +14,9 @@ then forks one process per sample:
       │             per sample it enters a new pid namespace for its next child only
       │             (unshare), forks the sample, returns to its own (setns) and waits
       └ enters a user namespace (root is mapped to root, the samples' uid to itself), an IPC
-        namespace where no IPC object can be made, a mount namespace where the host is
-        read-only, a network namespace with no network, and waits
+        namespace where no IPC object can be made, a mount namespace whose root is the
+        read-only allowlisted view (`_view.py`: the system, the interpreter, a minimal /etc
+        and /dev, nothing else of the host), a network namespace with no network, and waits
 
 Messages with the sandbox are length-prefixed JSON on stdin/stdout; the fork server reads the
 next requests while a sample runs, so the sandbox can queue them. Each sample reports over
@@ -262,8 +263,7 @@ def _enter_worker_user_namespace(
     bubblewrap around this worker), the IPC namespace in it, then a nested namespace where
     the user is themselves again, for the samples."""
     if root:
-        _enter_user_namespace_as_root(uid, gid)
-        steps.run("ipc_namespace", _enter_worker_ipc_namespace)
+        _enter_user_namespace_as_root(uid, gid)  # the IPC namespace follows, as root can
     else:
         if not entered:
             _enter_own_user_namespace(f"0 {uid} 1", f"0 {gid} 1")
@@ -767,7 +767,7 @@ def enter_worker_namespaces(
     _raise_oom_score()  # inherited by the fork server and every sample
     steps = _Steps(None, None, frozenset())
     steps.run("user_namespace", lambda: _enter_worker_user_namespace(root, *ids, steps, entered))
-    if root and not {"ipc_namespace"} & (steps.done | steps.failures.keys()):
+    if root:
         steps.run("ipc_namespace", _enter_worker_ipc_namespace)
     if root or "user_namespace" in steps.done:
         if steps.run("mount_namespace", _enter_worker_mount_namespace):
@@ -776,15 +776,6 @@ def enter_worker_namespaces(
         steps.run("net_namespace", lambda: linux.unshare(linux.CLONE_NEWNET))
         steps.run("server_pid_namespace", lambda: linux.unshare(linux.CLONE_NEWPID))
     return steps
-
-
-def _rebinds(view: View, tmp_dirs: tuple[str, ...]) -> tuple[str, ...]:
-    """The view's bound directories that each sample's tmpfs mounts would cover."""
-    return tuple(b for b in view.binds if os.path.isdir(b) and any(_inside(b, t) for t in tmp_dirs))
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path.startswith(directory.rstrip("/") + "/")
 
 
 def become_fork_server(lifeline: int) -> int:
@@ -892,7 +883,7 @@ def main(argv: list[str]) -> int:
     worker = enter_worker_namespaces(root, ids, view, entered=outer is not None)
     base = Setup(limits, None, frozenset(worker.done), root, ids)
     if "allowlisted_root" in worker.done:
-        base = dataclasses.replace(base, rebinds=_rebinds(view, base.tmp_dirs))
+        base = dataclasses.replace(base, rebinds=view.dirs_under(base.tmp_dirs))
     if "server_pid_namespace" not in worker.done:
         return _serve(base, worker.failures, channel)
     lifeline = os.pidfd_open(os.getpid())
