@@ -111,27 +111,49 @@ def _cost(
     )
 
 
-def _sampling(info: dict[str, Any], generation: dict[str, Any]) -> str:
-    """What decoded the answers: the settings asked for, unless the API keeps its own."""
-    temperature = generation.get("temperature", 0.0)
+def _system_info(infos: dict[str, dict[str, Any]], model: str) -> dict[str, Any]:
+    """A model's stored info; for a cascade's chain, what holds for every model in it."""
+    info = infos.get(model, {})
+    if "chain" not in info:
+        return info
+    members = [_system_info(infos, m) for m in info["chain"]]
+    merged: dict[str, Any] = {
+        key: all(m[key] for m in members)
+        for key in ("honours_sampling", "deterministic_greedy", "engine")
+        if members and all(key in m for m in members)
+    }
+    return merged
+
+
+def _sampling(info: dict[str, Any], asked: list[tuple[float, float, int]]) -> str:
+    """What decoded the answers: the (temperature, top_p, calls) the system's calls asked for,
+    unless the API keeps its own sampling."""
+    if "honours_sampling" not in info and "engine" in info:
+        # An in-process engine (llama.cpp, codeduel's torch engine) of a run that predates the
+        # record: it decodes what it is asked, greedily at temperature 0.
+        info = {**info, "honours_sampling": True, "deterministic_greedy": True}
+    parts = []
+    for temperature, top_p, calls in asked:
+        what = "temperature 0" if temperature == 0 else f"temperature {temperature:g}"
+        if temperature and top_p != 1:
+            what += f", top_p {top_p:g}"
+        parts.append(f"{what} ({calls} calls)" if len(asked) > 1 else what)
+    settings = "; ".join(parts) or "no calls"
     if "honours_sampling" not in info:
+        return f"{settings} asked; the run predates the record of whether the provider honours it"
+    if info["honours_sampling"] is False:
         return (
-            f"temperature {temperature:g} asked; the run predates the record of whether the "
-            "provider honours it"
+            f"the API's own sampling (it takes no sampling parameters; {settings} asked): "
+            "every answer is a draw, never replayed from the cache"
         )
-    if info.get("honours_sampling") is False:
-        return (
-            f"the API's own sampling (it takes no sampling parameters; temperature "
-            f"{temperature:g} was asked): every answer is a draw, never replayed from the cache"
-        )
-    if temperature == 0:
-        if info.get("deterministic_greedy") is False:
+    if all(t == 0 for t, _, _ in asked):
+        if not info.get("deterministic_greedy"):
             return (
                 "temperature 0, which this API does not promise to decode greedily: answers "
                 "are not replayed from the cache"
             )
         return "greedy (temperature 0)"
-    return f"temperature {temperature:g}, top_p {generation.get('top_p', 1.0):g}"
+    return settings
 
 
 def _system_wall_s(run: Run, samples: list[tuple[str, float]]) -> float | None:
@@ -208,6 +230,17 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ?",
             key,
         ).fetchone()
+        asked = [
+            (float(t or 0), float(1 if p is None else p), int(n))
+            for t, p, n in db.execute(
+                "SELECT json_extract(c.config, '$.temperature') AS t, "
+                "json_extract(c.config, '$.top_p') AS p, COUNT(*) "
+                "FROM model_calls c JOIN attempts a ON a.id = c.attempt_id "
+                "JOIN samples s ON s.id = a.sample_id "
+                "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? GROUP BY t, p ORDER BY t",
+                key,
+            )
+        ]
         retries, cache_hits, estimated = db.execute(
             "SELECT COALESCE(SUM(json_extract(c.extra, '$.attempts') - 1), 0), "
             "COALESCE(SUM(json_extract(c.extra, '$.cached') = 1), 0), "
@@ -269,7 +302,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 usd_per_problem=usd / scored if usd is not None and scored else None,
                 usd_per_solved=usd / g["passed"] if usd is not None and g["passed"] else None,
                 cost_basis=basis,
-                sampling=_sampling(infos.get(g["model"], {}), run.config.get("generation", {})),
+                sampling=_sampling(_system_info(infos, g["model"]), asked),
                 retries=retries,
                 cache_hits=cache_hits,
                 estimated_token_calls=estimated,
