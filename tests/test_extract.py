@@ -328,3 +328,14 @@ def test_sanitize_leaves_code_it_cannot_anchor_alone() -> None:
     assert sanitize(broken, "solve") == broken
     other = "def something_else():\n    return 1\nprint(something_else())\n"
     assert sanitize(other, "solve") == other
+
+
+def test_sanitize_cuts_a_tail_that_does_not_parse() -> None:
+    # A token limit in the middle of example asserts (HumanEval/24 of the stored greedy run).
+    cut = ADD + "\nassert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(len(range(3)"
+    assert sanitize(cut, "add") == ADD
+    # A comment's continuation indented after the last example call (HumanEval/113).
+    stray = ADD + "\nprint(add(1, 2))  # Output: [3,\n     4]\n"
+    assert sanitize(stray, "add") == ADD
+    # Nothing that parses before the entry point: unchanged, for the tests to report.
+    assert sanitize("def add(a, b:\n    return a\n", "add") == "def add(a, b:\n    return a\n"

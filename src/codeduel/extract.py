@@ -274,17 +274,35 @@ def _bound_names(node: _Definition) -> list[str]:
     return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
 
 
+def _complete_statements(code: str) -> tuple[ast.Module | None, str]:
+    """`code` parsed; else its longest prefix, cut before a top-level line, that parses."""
+    try:
+        return ast.parse(code), code
+    except (SyntaxError, ValueError):
+        pass
+    lines = code.split("\n")
+    cuts = [i for i, line in enumerate(lines) if i and line[:1] not in ("", " ", "\t", "#")]
+    for cut in reversed(cuts[-_MAX_PARSES:]):
+        prefix = "\n".join(lines[:cut]).rstrip() + "\n"
+        try:
+            return ast.parse(prefix), prefix
+        except (SyntaxError, ValueError):
+            continue
+    return None, code
+
+
 def sanitize(code: str, entry_point: str) -> str:
     """Keep the imports and what `entry_point` needs; drop the rest of the top level.
 
     Models often append example calls, prints or asserts after the function; run with the
     tests they can crash a correct answer. Like evalplus's sanitizer, only imports and the
     definitions reachable from the entry point survive, in their original order. Code that does
-    not parse, or does not define the entry point, is returned unchanged.
+    not parse as a whole (a tail cut off by the token limit, a stray indented line after the
+    last call) is cut to its longest run of complete top-level statements first. Code that does
+    not define the entry point is returned unchanged.
     """
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    tree, code = _complete_statements(code)
+    if tree is None:
         return code
     definitions: dict[str, list[_Definition]] = {}
     for node in tree.body:
