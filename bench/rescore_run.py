@@ -13,8 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from codeduel.extract import extract_code, sanitize
-from codeduel.prompts import CLOSE_FENCE
+from codeduel.extract import answer_code, extract_code
 from codeduel.store import Store
 
 
@@ -38,10 +37,11 @@ def main() -> None:
     with args.out.open("w") as f:
         for task_id, entry_point, config, response, finish in rows:
             prefill = json.loads(config)["prefill"]
-            closed = CLOSE_FENCE if prefill and finish == "stop" else ""
-            code = extract_code(prefill + response + closed, entry_point).code
-            if not args.no_sanitize:
-                code = sanitize(code, entry_point)
+            if args.no_sanitize:
+                closed = "\n```" if prefill and finish == "stop" else ""
+                code = extract_code(prefill + response + closed, entry_point).code
+            else:
+                code = answer_code(response, entry_point, prefill, finish == "stop").code
             f.write(json.dumps({"task_id": task_id, "solution": code}) + "\n")
     print(f"{len(rows)} samples -> {args.out}")
 

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ExtractMethod", "Extraction", "extract_code", "sanitize"]
+__all__ = ["CLOSE_FENCE", "ExtractMethod", "Extraction", "answer_code", "extract_code", "sanitize"]
+
+CLOSE_FENCE = "\n```"
+"""The fence that ends a code answer; generation stops on it, so the engine consumes it."""
 
 ExtractMethod = Literal["fenced", "fenced_unclosed", "ast", "raw", "none"]
 
@@ -49,6 +52,21 @@ _ANCHOR = re.compile(
 )
 # Each parse of the fallback search costs O(text); this bounds it on long prose-heavy answers.
 _MAX_PARSES = 128
+
+
+def answer_code(
+    text: str, entry_point: str, prefill: str = "", stopped: bool = False
+) -> Extraction:
+    """The code a model's answer gives for `entry_point`, as it is run and scored.
+
+    The answer is taken whole, as the model wrote it: the `prefill` it continues, its `text`,
+    and, when it `stopped` on a stop sequence after a prefilled fence, the closing fence the
+    engine consumed. Then `extract_code`, then `sanitize` (the imports and what the entry point
+    needs; example calls and asserts would run with the tests). One rule for the strategies,
+    `codeduel rescore` and the bench scripts alike."""
+    closed = CLOSE_FENCE if prefill and stopped else ""
+    extraction = extract_code(prefill + text + closed, entry_point)
+    return Extraction(sanitize(extraction.code, entry_point), extraction.method)
 
 
 def extract_code(text: str, entry_point: str | None = None) -> Extraction:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codeduel.benchmarks import Task
+from codeduel.extract import CLOSE_FENCE
 from codeduel.models import GenerateConfig, Message
 
-__all__ = ["CodePrompt", "answer_turn", "code_prompt", "repair_prompt"]
+__all__ = ["CLOSE_FENCE", "CodePrompt", "answer_turn", "code_prompt", "repair_prompt"]
 
 INSTRUCTION = (
     "Please provide a self-contained Python script that solves the following problem "
@@ -22,7 +23,6 @@ RESPONSE_PREFIX = (
     "problem and passes corresponding tests:"
 )
 OPEN_FENCE = "```python\n"
-CLOSE_FENCE = "\n```"
 # Top-level statements after the code that the sanitizer drops anyway (example calls, asserts,
 # a __main__ block): generation stops there instead of writing them. On the bundled 0.5B
 # model's full HumanEval run this is 16% of the answer text (docs/performance.md).

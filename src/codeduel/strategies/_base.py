@@ -13,9 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from codeduel.benchmarks import Task
 from codeduel.errors import ModelError
-from codeduel.extract import extract_code, sanitize
+from codeduel.extract import answer_code
 from codeduel.models import GenerateConfig, Message, Model
-from codeduel.prompts import CLOSE_FENCE
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
 from codeduel.sandbox import ExecResult, Sandbox
 
@@ -138,12 +137,11 @@ async def run_attempt(
         record = AttemptRecord("", "none", "error", calls=(call,))
         return _notify(ctx, Attempt(record, None, False, time.perf_counter() - start))
     call = CallRecord(model.key, request_hash, messages, config, output)
-    # Give the extractor the whole answer as the model wrote it: prefill and closing fence too.
-    closed = CLOSE_FENCE if config.prefill and output.finish_reason == "stop" else ""
-    extraction = extract_code(config.prefill + output.text + closed, task.entry_point)
-    # Example calls and prints after the function would run with the tests: keep what the
-    # entry point needs (evalplus does the same). The raw answer stays in the model call.
-    code = sanitize(extraction.code, task.entry_point)
+    # The raw answer stays in the model call; the attempt keeps the code that is run.
+    extraction = answer_code(
+        output.text, task.entry_point, config.prefill, output.finish_reason == "stop"
+    )
+    code = extraction.code
     visible_result: ExecResult | None = None
     if extraction.method == "none":
         limit = await ctx.timeout_s()
