@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from codeduel.benchmarks import load_benchmark
+from codeduel.extract import answer_code
 from codeduel.sandbox import Sandbox
 from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
 
