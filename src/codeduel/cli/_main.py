@@ -257,6 +257,39 @@ def evaluate(
     )
 
 
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option("--run-name", "new_name", help="Name of the new run (default: RUN-rescored).")
+@click.option("--workers", type=click.IntRange(1, 256), help="Sandbox processes (default: cores).")
+@click.option(
+    "--unsafe-sandbox",
+    is_flag=True,
+    help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
+)
+@db_option
+def rescore(
+    run_name: str, new_name: str | None, workers: int | None, unsafe_sandbox: bool, db: Path | None
+) -> None:
+    """Re-grade a stored run's answers with today's extraction and tests, into a new run.
+
+    No model is called; the original run stays as it was."""
+    from codeduel.report import build_report
+    from codeduel.rescore import rescore_run
+
+    with _open_store(db) as store:
+        new = rescore_run(store, run_name, new_name, workers=workers, allow_unsafe=unsafe_sandbox)
+        old = store.get_run(run_name)
+        assert old is not None
+        for label, run in (("before", old), ("after", new)):
+            for row in build_report(store, run)[1]:
+                est = row.pass_at_1
+                share = "–" if est is None else f"{100 * est.value:.1f}%"
+                click.echo(
+                    f"{label}: {run.name} {row.model} ({row.strategy}): pass@1 {share} "
+                    f"({row.passed}/{row.samples - row.model_errors})"
+                )
+
+
 def _cost_options(func: Any) -> Any:
     """Options that price local runs: declared power, electricity, hardware."""
     for option in reversed(

@@ -155,11 +155,22 @@ class Store:
                 (json.dumps(provenance, sort_keys=True), run_id),
             )
 
-    def set_run_status(self, run_id: int, status: str) -> None:
+    def set_run_status(self, run_id: int, status: str, *, keep_finished: bool = False) -> None:
         with self.transaction():
+            if keep_finished:
+                self.db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+                return
             self.db.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
                 (status, _now() if status == "complete" else None, run_id),
+            )
+
+    def set_run_times(self, run_id: int, started_at: str, finished_at: str | None) -> None:
+        """For a run made from another (`codeduel rescore`): the times its answers came at."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET started_at = ?, finished_at = ? WHERE id = ?",
+                (started_at, finished_at, run_id),
             )
 
     def add_model(self, run_id: int, model: str, info: dict[str, Any]) -> None:
@@ -216,10 +227,13 @@ class Store:
         self.db.execute("DELETE FROM attempts WHERE sample_id = ?", (row[0],))
         self.db.execute("DELETE FROM samples WHERE id = ?", (row[0],))
 
-    def record_sample(self, run_id: int, sample: SampleRecord) -> int:
+    def record_sample(
+        self, run_id: int, sample: SampleRecord, *, created_at: str | None = None
+    ) -> int:
         """Store a finished sample with its attempts, calls and executions, atomically; it
-        replaces a stored model error of the same key (a retry by `--resume`)."""
-        now = _now()
+        replaces a stored model error of the same key (a retry by `--resume`). `created_at`:
+        when it finished, if not now (a sample copied from another run)."""
+        now = created_at or _now()
         with self.transaction():
             # A retried model error replaces its row in the same transaction: a kill between
             # the two loses nothing.

@@ -1,0 +1,219 @@
+"""`codeduel rescore`: re-grade a stored run's answers with today's extraction, tests and limits.
+
+No model is called: every attempt's answer is the raw text stored with its model call. Each is
+extracted again (`extract.answer_code`), and its visible and hidden tests (whichever it ran)
+run again in the sandbox, with time limits calibrated here as `run` does. The result is a new
+run beside the original, which stays as it was; it keeps the original's calls, tokens and
+times, so its reports compare speed and cost as before and accuracy as graded now.
+
+A sample's answer is the first attempt that passes its visible tests, else the last (the rule
+of repair, resample and cascade); attempts that a strategy made after an attempt that now
+passes stay stored, as they were generated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from codeduel import __version__
+from codeduel.benchmarks import Task, load_benchmark
+from codeduel.errors import StoreError
+from codeduel.extract import answer_code
+from codeduel.models import GenerateConfig, Message, ModelOutput
+from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
+from codeduel.sandbox import Sandbox
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
+from codeduel.store import Run, Store
+
+__all__ = ["rescore_run"]
+
+_NO_CODE = "no code found in the answer"
+
+
+@dataclass
+class _Attempt:
+    code: str
+    method: str
+    calls: list[CallRecord]
+    tests: list[str]
+    """Which tests the attempt ran ("visible", "hidden"), in order."""
+
+
+def _call(row: sqlite3.Row) -> CallRecord:
+    config = json.loads(row["config"])
+    config["stop"] = tuple(config.get("stop", ()))
+    output = None
+    if row["error"] is None:
+        output = ModelOutput(
+            text=row["response"],
+            finish_reason=row["finish_reason"],
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            latency_s=row["latency_s"],
+            ttft_s=row["ttft_s"],
+            prompt_text=row["prompt_text"],
+            peak_rss_bytes=row["peak_rss_bytes"],
+            peak_vram_bytes=row["peak_vram_bytes"],
+            busy_s=row["busy_s"],
+            extra=json.loads(row["extra"] or "{}"),
+        )
+    return CallRecord(
+        model=row["model"],
+        request_hash=row["request_hash"],
+        messages=tuple(Message(**m) for m in json.loads(row["messages"])),
+        config=GenerateConfig(**config),
+        output=output,
+        error=row["error"],
+    )
+
+
+def _attempts(db: sqlite3.Connection, sample_id: int, task: Task) -> list[_Attempt]:
+    attempts = []
+    for a in db.execute(
+        "SELECT id, code, extract_method FROM attempts WHERE sample_id = ? ORDER BY attempt_index",
+        (sample_id,),
+    ).fetchall():
+        calls = [
+            _call(c)
+            for c in db.execute(
+                "SELECT * FROM model_calls WHERE attempt_id = ? ORDER BY id", (a[0],)
+            )
+        ]
+        tests = [
+            t
+            for (t,) in db.execute(
+                "SELECT tests FROM executions WHERE attempt_id = ? ORDER BY id", (a[0],)
+            )
+        ] or ["hidden"]
+        last = calls[-1].output if calls else None
+        if last is None:
+            code, method = a["code"], a["extract_method"]
+        else:
+            stopped = last.finish_reason == "stop"
+            found = answer_code(last.text, task.entry_point, calls[-1].config.prefill, stopped)
+            code, method = found.code, found.method
+        attempts.append(_Attempt(code, method, calls, tests))
+    return attempts
+
+
+def rescore_run(
+    store: Store,
+    name: str,
+    new_name: str | None = None,
+    *,
+    workers: int | None = None,
+    allow_unsafe: bool = False,
+) -> Run:
+    """Re-grade run `name` into a new run (`NAME-rescored` by default); returns it."""
+    run = store.get_run(name)
+    if run is None:
+        raise StoreError(f"no run named {name!r} in {store.path}")
+    new_name = new_name or f"{name}-rescored"
+    if store.get_run(new_name) is not None:
+        raise StoreError(f"a run named {new_name!r} already exists; choose another --run-name")
+    bench = load_benchmark(run.benchmark)
+    tasks = {t.task_id: t for t in bench.tasks}
+    db = store.db
+    samples = db.execute("SELECT * FROM samples WHERE run_id = ? ORDER BY id", (run.id,)).fetchall()
+    missing = sorted({s["task_id"] for s in samples} - set(tasks))
+    if missing:
+        raise StoreError(f"run {name!r} has tasks that {bench.name} no longer has: {missing[:5]}")
+    stored = [(s, _attempts(db, s["id"], tasks[s["task_id"]])) for s in samples]
+    floor = float(run.config.get("timeout_floor_s", TIMEOUT_FLOOR_S))
+    factor = float(run.config.get("timeout_factor", TIMEOUT_FACTOR))
+    with Sandbox(workers=workers or os.cpu_count() or 1, allow_unsafe=allow_unsafe) as sandbox:
+        used = [tasks[t] for t in dict.fromkeys(s["task_id"] for s, _ in stored)]
+        limits = calibrate_timeouts(used, sandbox, floor, factor)
+        jobs: list[tuple[str, float]] = []
+        for sample, attempts in stored:
+            task = tasks[sample["task_id"]]
+            for attempt in attempts:
+                if sample["model_error"] or attempt.method == "none":
+                    continue
+                for tests in attempt.tests:
+                    program = task.program(attempt.code)
+                    if tests == "visible":
+                        program = task.visible_program(attempt.code)
+                    jobs.append((program, limits[task.task_id]))
+        results = iter(sandbox.map(jobs))
+        records = [
+            _rescored(sample, attempts, results, limits[sample["task_id"]])
+            for sample, attempts in stored
+        ]
+        layers = sandbox.layers
+    provenance = {
+        **run.provenance,
+        "rescored_from": {
+            "run": run.name,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "codeduel": __version__,
+            "dataset_sha256": bench.sha256,
+            "sandbox_layers": layers,
+        },
+    }
+    config = {**run.config, "rescored_from": run.name}
+    new = store.create_run(new_name, run.benchmark, bench.sha256, config, provenance)
+    for model, info in store.models(run.id).items():
+        store.add_model(new.id, model, info)
+    store.add_tasks(new.id, [(t.task_id, t.entry_point, limits[t.task_id]) for t in used])
+    for (sample, _), record in zip(stored, records, strict=True):
+        store.record_sample(new.id, record, created_at=sample["created_at"])
+    # The times are the original run's: the answers were generated then.
+    store.set_run_times(new.id, run.started_at, run.finished_at)
+    store.set_run_status(new.id, run.status, keep_finished=True)
+    final = store.get_run(new_name)
+    assert final is not None
+    return final
+
+
+def _rescored(
+    sample: sqlite3.Row, attempts: list[_Attempt], results: Any, limit: float
+) -> SampleRecord:
+    done: list[AttemptRecord] = []
+    for attempt in attempts:
+        executions = []
+        for tests in attempt.tests:
+            if sample["model_error"]:
+                break
+            if attempt.method == "none":
+                executions.append(ExecutionRecord(tests, "error", _NO_CODE, 0.0, limit))
+                continue
+            r = next(results)
+            executions.append(ExecutionRecord(tests, r.status, r.detail, r.duration_s, limit))
+        hidden = next((e.status for e in executions if e.tests == "hidden"), "error")
+        done.append(
+            AttemptRecord(
+                attempt.code, attempt.method, hidden, tuple(attempt.calls), tuple(executions)
+            )
+        )
+    if sample["model_error"]:
+        final = None
+    else:
+        visible = [i for i, a in enumerate(done) if any(e.tests == "visible" for e in a.executions)]
+        passing = [
+            i
+            for i in visible
+            if any(e.tests == "visible" and e.status == "passed" for e in done[i].executions)
+        ]
+        final = passing[0] if passing else (len(done) - 1 if visible else sample["final_attempt"])
+    chosen = done[final if final is not None else -1] if done else None
+    return SampleRecord(
+        model=sample["model"],
+        strategy=sample["strategy"],
+        task_id=sample["task_id"],
+        sample_index=sample["sample_index"],
+        status=sample["status"] if sample["model_error"] or chosen is None else chosen.status,
+        code=chosen.code if chosen is not None else sample["code"],
+        extract_method=chosen.extract_method if chosen is not None else sample["extract_method"],
+        hit_token_limit=bool(sample["hit_token_limit"]),
+        generation_s=sample["generation_s"],
+        execution_s=sum(e.duration_s for a in done for e in a.executions),
+        attempts=tuple(done),
+        model_error=bool(sample["model_error"]),
+        final_attempt=final,
+    )
