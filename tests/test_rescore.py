@@ -12,6 +12,10 @@ from codeduel.cli import main
 from codeduel.report import build_report
 from codeduel.store import Store
 
+COUNT_PASSED = (
+    "SELECT COUNT(*), SUM(s.status = 'passed') FROM samples s JOIN runs r ON r.id = s.run_id "
+    "WHERE r.name = 'he-single'"
+)
 COMMITTED = Path(__file__).resolve().parents[1] / "docs/results/hybrid-humaneval/runs.db"
 
 
@@ -28,14 +32,7 @@ def test_rescore_regrades_the_stored_answers_and_leaves_the_run(
 ) -> None:
     db = tmp_path / "runs.db"
     shutil.copy(COMMITTED, db)
-    before = (
-        sqlite3.connect(db)
-        .execute(
-            "SELECT COUNT(*), SUM(s.status = 'passed') FROM samples s JOIN runs r ON r.id = s.run_id "
-            "WHERE r.name = 'he-single'"
-        )
-        .fetchone()
-    )
+    before = sqlite3.connect(db).execute(COUNT_PASSED).fetchone()
     assert _code(["rescore", "he-single", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     # Two answers that a cut-off tail or a stray indented line broke now pass (issue 15).
@@ -43,10 +40,7 @@ def test_rescore_regrades_the_stored_answers_and_leaves_the_run(
     assert f"before: he-single {model}: pass@1 56.1% (92/164)" in out
     assert f"after: he-single-rescored {model}: pass@1 57.3% (94/164)" in out
     con = sqlite3.connect(db)
-    again = con.execute(
-        "SELECT COUNT(*), SUM(s.status = 'passed') FROM samples s JOIN runs r ON r.id = s.run_id "
-        "WHERE r.name = 'he-single'"
-    ).fetchone()
+    again = con.execute(COUNT_PASSED).fetchone()
     assert again == before == (164, 92)  # the original is untouched
     changed = con.execute(
         "SELECT a.task_id FROM samples a JOIN samples b ON a.task_id = b.task_id "
