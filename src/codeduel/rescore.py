@@ -6,9 +6,10 @@ run again in the sandbox, with time limits calibrated here as `run` does. The re
 run beside the original, which stays as it was; it keeps the original's calls, tokens and
 times, so its reports compare speed and cost as before and accuracy as graded now.
 
-A sample's answer is the first attempt that passes its visible tests, else the last (the rule
-of repair, resample and cascade); attempts that a strategy made after an attempt that now
-passes stay stored, as they were generated.
+A sample's answer stays the attempt its strategy chose when it ran: the attempts are the ones
+the strategy made from the feedback it had then, so which of them is the answer is part of the
+stored run, and only the verdicts are graded again. (Were an earlier attempt to pass its
+visible tests now, a new run might stop there; that takes the model, not a rescore.)
 """
 
 from __future__ import annotations
@@ -191,16 +192,7 @@ def _rescored(
                 attempt.code, attempt.method, hidden, tuple(attempt.calls), tuple(executions)
             )
         )
-    if sample["model_error"]:
-        final = None
-    else:
-        visible = [i for i, a in enumerate(done) if any(e.tests == "visible" for e in a.executions)]
-        passing = [
-            i
-            for i in visible
-            if any(e.tests == "visible" and e.status == "passed" for e in done[i].executions)
-        ]
-        final = passing[0] if passing else (len(done) - 1 if visible else sample["final_attempt"])
+    final = sample["final_attempt"]
     chosen = done[final if final is not None else -1] if done else None
     return SampleRecord(
         model=sample["model"],
