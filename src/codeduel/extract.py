@@ -10,10 +10,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CLOSE_FENCE", "ExtractMethod", "Extraction", "answer_code", "extract_code", "sanitize"]
+__all__ = [
+    "CLOSE_FENCE",
+    "NO_CODE",
+    "ExtractMethod",
+    "Extraction",
+    "answer_code",
+    "extract_code",
+    "sanitize",
+]
 
 CLOSE_FENCE = "\n```"
 """The fence that ends a code answer; generation stops on it, so the engine consumes it."""
+NO_CODE = "no code found in the answer"
+"""The verdict's detail for an answer with nothing to run."""
 
 ExtractMethod = Literal["fenced", "fenced_unclosed", "ast", "raw", "none"]
 

@@ -24,16 +24,14 @@ from typing import Any
 from codeduel import __version__
 from codeduel.benchmarks import Task, load_benchmark
 from codeduel.errors import StoreError
-from codeduel.extract import answer_code
-from codeduel.models import GenerateConfig, Message, ModelOutput
+from codeduel.extract import NO_CODE, answer_code
+from codeduel.models import GenerateConfig, Message
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
 from codeduel.sandbox import Sandbox
 from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
-from codeduel.store import Run, Store
+from codeduel.store import Run, Store, stored_output
 
 __all__ = ["rescore_run"]
-
-_NO_CODE = "no code found in the answer"
 
 
 @dataclass
@@ -48,21 +46,7 @@ class _Attempt:
 def _call(row: sqlite3.Row) -> CallRecord:
     config = json.loads(row["config"])
     config["stop"] = tuple(config.get("stop", ()))
-    output = None
-    if row["error"] is None:
-        output = ModelOutput(
-            text=row["response"],
-            finish_reason=row["finish_reason"],
-            prompt_tokens=row["prompt_tokens"],
-            completion_tokens=row["completion_tokens"],
-            latency_s=row["latency_s"],
-            ttft_s=row["ttft_s"],
-            prompt_text=row["prompt_text"],
-            peak_rss_bytes=row["peak_rss_bytes"],
-            peak_vram_bytes=row["peak_vram_bytes"],
-            busy_s=row["busy_s"],
-            extra=json.loads(row["extra"] or "{}"),
-        )
+    output = stored_output(row) if row["error"] is None else None
     return CallRecord(
         model=row["model"],
         request_hash=row["request_hash"],
@@ -182,7 +166,7 @@ def _rescored(
             if sample["model_error"]:
                 break
             if attempt.method == "none":
-                executions.append(ExecutionRecord(tests, "error", _NO_CODE, 0.0, limit))
+                executions.append(ExecutionRecord(tests, "error", NO_CODE, 0.0, limit))
                 continue
             r = next(results)
             executions.append(ExecutionRecord(tests, r.status, r.detail, r.duration_s, limit))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, MutableMapping
+from dataclasses import replace
 
 from codeduel.models import ModelOutput
 from codeduel.store._store import Store
 
-__all__ = ["StoredCalls"]
+__all__ = ["StoredCalls", "stored_output"]
 
 _COLUMNS = (
     "response, finish_reason, prompt_tokens, completion_tokens, latency_s, ttft_s, prompt_text, "
@@ -17,6 +19,23 @@ _COLUMNS = (
 # What a replay keeps of the original call's extra: facts about the answer, not about how the
 # original call went (its retries, or whether it was itself a replay).
 _CALL_ONLY = frozenset({"attempts", "cached"})
+
+
+def stored_output(row: sqlite3.Row) -> ModelOutput:
+    """A model call's output as stored (a `model_calls` row with the `_COLUMNS`)."""
+    return ModelOutput(
+        text=row["response"],
+        finish_reason=row["finish_reason"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        latency_s=row["latency_s"],
+        ttft_s=row["ttft_s"],
+        prompt_text=row["prompt_text"],
+        peak_rss_bytes=row["peak_rss_bytes"],
+        peak_vram_bytes=row["peak_vram_bytes"],
+        busy_s=row["busy_s"],
+        extra=json.loads(row["extra"] or "{}"),
+    )
 
 
 class StoredCalls(MutableMapping[str, ModelOutput]):
@@ -37,21 +56,8 @@ class StoredCalls(MutableMapping[str, ModelOutput]):
         ).fetchone()
         if row is None:
             raise KeyError(key)
-        return ModelOutput(
-            text=row["response"],
-            finish_reason=row["finish_reason"],
-            prompt_tokens=row["prompt_tokens"],
-            completion_tokens=row["completion_tokens"],
-            latency_s=row["latency_s"],
-            ttft_s=row["ttft_s"],
-            prompt_text=row["prompt_text"],
-            peak_rss_bytes=row["peak_rss_bytes"],
-            peak_vram_bytes=row["peak_vram_bytes"],
-            busy_s=row["busy_s"],
-            extra={
-                k: v for k, v in json.loads(row["extra"] or "{}").items() if k not in _CALL_ONLY
-            },
-        )
+        out = stored_output(row)
+        return replace(out, extra={k: v for k, v in out.extra.items() if k not in _CALL_ONLY})
 
     def __setitem__(self, key: str, value: ModelOutput) -> None:
         self._new[key] = value

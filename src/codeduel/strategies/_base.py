@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from codeduel.benchmarks import Task
 from codeduel.errors import ModelError
-from codeduel.extract import answer_code
+from codeduel.extract import NO_CODE, answer_code
 from codeduel.models import GenerateConfig, Message, Model
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
 from codeduel.sandbox import ExecResult, Sandbox
@@ -29,8 +29,6 @@ __all__ = [
     "sample_config",
     "sample_record",
 ]
-
-NO_CODE = "no code found in the answer"
 
 
 def chain_key(models: Sequence[Model]) -> str:
