@@ -8,23 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from codeduel.cli import main
 from codeduel.report import build_report
 from codeduel.store import Store
+from tests.cli_run import exit_code
 
 COUNT_PASSED = (
     "SELECT COUNT(*), SUM(s.status = 'passed') FROM samples s JOIN runs r ON r.id = s.run_id "
     "WHERE r.name = 'he-single'"
 )
 COMMITTED = Path(__file__).resolve().parents[1] / "docs/results/hybrid-humaneval/runs.db"
-
-
-def _code(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
 
 
 def test_rescore_regrades_the_stored_answers_and_leaves_the_run(
@@ -34,7 +26,7 @@ def test_rescore_regrades_the_stored_answers_and_leaves_the_run(
     shutil.copy(COMMITTED, db)
     before = sqlite3.connect(db).execute(COUNT_PASSED).fetchone()
     # The committed store holds `he-single-rescored` already: a name of the test's own.
-    assert _code(["rescore", "he-single", "--run-name", "again", "--db", str(db)]) == 0
+    assert exit_code(["rescore", "he-single", "--run-name", "again", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     # Two answers that a cut-off tail or a stray indented line broke now pass (issue 15).
     model = "llamacpp/qwen2.5-coder-0.5b-instruct (single)"
@@ -60,6 +52,6 @@ def test_rescore_regrades_the_stored_answers_and_leaves_the_run(
     # The calls are the original's: tokens and times as they were generated.
     assert row.completion_tokens_mean == was.completion_tokens_mean
     assert row.wall_s_per_problem == pytest.approx(was.wall_s_per_problem, abs=0.01)
-    assert _code(["rescore", "he-single", "--run-name", "again", "--db", str(db)]) == 2
+    assert exit_code(["rescore", "he-single", "--run-name", "again", "--db", str(db)]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert _code(["rescore", "nosuch", "--db", str(db)]) == 2
+    assert exit_code(["rescore", "nosuch", "--db", str(db)]) == 2

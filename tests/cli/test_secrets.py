@@ -8,22 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from codeduel.cli import main
 from codeduel.models import REDACTED, load_provider_class
 from codeduel.store import Store
+from tests.cli_run import exit_code
 from tests.models.fakeapi import FakeAPI
 
 
 def _answer(request: dict[str, object]) -> str:
     return "```python\ndef truncate_number(number):\n    return number % 1.0\n```"
-
-
-def _code(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
 
 
 def test_an_api_key_option_is_in_no_byte_of_the_store_reports_or_output(
@@ -38,9 +30,9 @@ def test_an_api_key_option_is_in_no_byte_of_the_store_reports_or_output(
             "-M", f"openai-compat:api_key={key}", "--task-ids", "HumanEval/2", "--db", str(db),
             "--run-name", "keyed", "--no-progress",
         ]  # fmt: skip
-        assert _code(argv) == 0
+        assert exit_code(argv) == 0
         assert api.posts  # the key was used: the server refuses requests without it
-        assert _code([*argv, "--resume"]) == 0  # the stored, redacted config still matches
+        assert exit_code([*argv, "--resume"]) == 0  # the stored, redacted config still matches
     with Store(db) as store:
         run = store.get_run("keyed")
         assert run is not None
@@ -49,7 +41,7 @@ def test_an_api_key_option_is_in_no_byte_of_the_store_reports_or_output(
     for fmt in ("json", "md", "html"):
         out = tmp_path / f"report.{fmt}"
         report = ["report", "keyed", "--db", str(db), "--format", fmt, "--output", str(out)]
-        assert _code(report) == 0
+        assert exit_code(report) == 0
         outputs.append(out)
     stored = sorted(tmp_path.glob("runs.db*"))
     assert stored
@@ -62,7 +54,7 @@ def test_an_api_key_option_is_in_no_byte_of_the_store_reports_or_output(
 def test_an_option_error_does_not_echo_the_value(capsys: pytest.CaptureFixture[str]) -> None:
     key = f"sk-test-{secrets.token_hex(16)}"
     argv = ["run", "humaneval", "--model", "openai-compat/m", "-M", f"nosuch:api_key={key}"]
-    assert _code(argv) == 2
+    assert exit_code(argv) == 2
     captured = capsys.readouterr()
     assert "names no --model" in captured.err
     assert key not in captured.out + captured.err

@@ -11,16 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from codeduel.cli import main
 from codeduel.store import Store
+from tests.cli_run import exit_code
 
 
 def call(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    code = exit_code(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
