@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -209,6 +210,9 @@ def run_benchmark(
     """
     if opts.samples < 1:
         raise OptionError("--samples must be at least 1")
+    for name, value in (("--temperature", opts.config.temperature), ("top_p", opts.config.top_p)):
+        if not math.isfinite(value):
+            raise OptionError(f"{name} must be a finite number, not {value}")
     if not opts.models:
         raise OptionError("give at least one --model")
     bench = load_benchmark(opts.benchmark)

@@ -45,6 +45,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: st
         (["run", "humaneval", "--task-ids", "HumanEval/0,HumanEval/999"], ["HumanEval/999"]),
         (["run", "humaneval", "--model", "llamacpp//nonexistent/model.gguf"], ["does not exist"]),
         (["run", "humaneval", "--temperature", "-1"], ["--temperature"]),
+        # Found by the fuzz test: NaN passed the range check and broke the report's JSON.
+        (["run", "humaneval", "--temperature", "nan"], ["--temperature", "finite"]),
         (["run", "humaneval", "--strategy", "magic"], ["unknown strategy"]),
         (["report", "no-such-run"], ["no run named"]),
         (["frobnicate"], ["No such command"]),
