@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 
 @pytest.fixture
-def stub_provider(monkeypatch: pytest.MonkeyPatch) -> str:
+def stub_provider() -> Iterator[str]:
     """Registers provider `stub` (see stub_provider.py); returns a model spec for it."""
-    from codeduel.models import _registry
+    from codeduel.models import register_provider, unregister_provider
 
-    monkeypatch.setitem(_registry._BUILTIN, "stub", "tests.cli.stub_provider:StubProvider")
-    return "stub/x"
+    register_provider("stub", "tests.cli.stub_provider:StubProvider")
+    yield "stub/x"
+    unregister_provider("stub")

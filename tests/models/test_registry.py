@@ -21,6 +21,8 @@ from codeduel.models import (
     load_provider_class,
     parse_model_spec,
     providers,
+    register_provider,
+    unregister_provider,
 )
 
 
@@ -153,16 +155,29 @@ def test_a_provider_whose_greedy_call_is_a_draw_is_never_replayed() -> None:
     assert load_provider_class("llamacpp").capabilities.deterministic_greedy is True
 
 
-def test_a_missing_sdk_says_what_to_install_and_a_bug_stays_a_bug(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from codeduel.models import _registry
+def test_a_missing_sdk_says_what_to_install_and_a_bug_stays_a_bug() -> None:
+    register_provider("nosdk", "tests.models.missing_sdk_provider:P")
+    register_provider("buggy", "tests.models.broken_providers:P")
+    try:
+        with pytest.raises(OptionError, match="needs a package that is missing"):
+            load_provider_class("nosdk")
+        # An ImportError raised by codeduel's own code is a bug: it keeps its type and traceback.
+        with pytest.raises(ImportError, match="NoSuchProvider") as caught:
+            load_provider_class("buggy")
+        assert not isinstance(caught.value, OptionError)
+    finally:
+        unregister_provider("nosdk")
+        unregister_provider("buggy")
 
-    monkeypatch.setitem(_registry._BUILTIN, "nosdk", "tests.models.missing_sdk_provider:P")
-    monkeypatch.setitem(_registry._BUILTIN, "buggy", "tests.models.broken_providers:P")
-    with pytest.raises(OptionError, match="needs a package that is missing"):
-        load_provider_class("nosdk")
-    # An ImportError raised by codeduel's own code is a bug: it keeps its type and traceback.
-    with pytest.raises(ImportError, match="NoSuchProvider") as caught:
-        load_provider_class("buggy")
-    assert not isinstance(caught.value, OptionError)
+
+def test_a_registered_provider_is_used_by_name_until_unregistered() -> None:
+    register_provider("flaky", _Flaky)
+    try:
+        assert load_provider_class("flaky") is _Flaky
+        assert providers()["flaky"].endswith(":_Flaky")
+    finally:
+        unregister_provider("flaky")
+    with pytest.raises(OptionError, match="unknown provider 'flaky'"):
+        load_provider_class("flaky")
+    with pytest.raises(OptionError, match="without '/'"):
+        register_provider("a/b", _Flaky)

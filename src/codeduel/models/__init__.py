@@ -12,7 +12,14 @@ from codeduel.models._provider import (
     ProviderOptions,
     RetryableError,
 )
-from codeduel.models._registry import ModelSpec, load_provider_class, parse_model_spec, providers
+from codeduel.models._registry import (
+    ModelSpec,
+    load_provider_class,
+    parse_model_spec,
+    providers,
+    register_provider,
+    unregister_provider,
+)
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = [
@@ -33,4 +40,6 @@ __all__ = [
     "parse_model_spec",
     "providers",
     "redact_options",
+    "register_provider",
+    "unregister_provider",
 ]
