@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +25,7 @@ from codeduel.errors import ModelError, OptionError
 from codeduel.models._http import public_url as _public_url
 from codeduel.models._http import retry_after as _retry_after
 from codeduel.models._http import retryable_status as _retryable_status
+from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 
@@ -83,9 +83,7 @@ class AnthropicProvider(Provider):
             max_concurrency=options.max_concurrency or type(self).capabilities.max_concurrency,
             supports_prefill=options.prefill,
         )
-        self._client: anthropic.AsyncAnthropic | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._lifetime: AsyncGenerator[None, None] | None = None
+        self._clients = LoopBoundClient(self._make_client)
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         if config.prefill and not self.capabilities.supports_prefill:
@@ -97,7 +95,7 @@ class AnthropicProvider(Provider):
         if sent_prefill:
             chat.append(_message(False, sent_prefill))
         stops = [s for s in config.stop if s.strip()]
-        client = await self._client_for_loop()
+        client = await self._clients.get()
         start = time.perf_counter()
         try:
             return await self._stream(client, chat, system, stops, config, start)
@@ -172,20 +170,13 @@ class AnthropicProvider(Provider):
             extra={"stop_reason": stop_reason},
         )
 
-    async def _client_for_loop(self) -> anthropic.AsyncAnthropic:
-        """One SDK client per event loop, so its connections are reused across calls."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            client = anthropic.AsyncAnthropic(
-                api_key=self._key,
-                base_url=self.base_url,
-                max_retries=0,
-                timeout=self.opts.timeout_s,
-            )
-            self._client, self._client_loop = client, loop
-            self._lifetime = _closed_with_loop(client)
-            await anext(self._lifetime)
-        return self._client
+    def _make_client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self._key,
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=self.opts.timeout_s,
+        )
 
     def _status_error(self, exc: anthropic.APIStatusError, *, prefilled: bool) -> Exception:
         kind = exc.type or "error"
@@ -218,19 +209,7 @@ class AnthropicProvider(Provider):
         }
 
     def close(self) -> None:
-        lifetime, loop = self._lifetime, self._client_loop
-        self._client = self._client_loop = self._lifetime = None
-        # A loop that asyncio.run already closed has closed the client with it.
-        if lifetime and loop and not loop.is_closed() and not loop.is_running():
-            loop.run_until_complete(lifetime.aclose())
-
-
-async def _closed_with_loop(client: anthropic.AsyncAnthropic) -> AsyncGenerator[None, None]:
-    """Holds `client` open until closed; asyncio.run closes open async generators at its end."""
-    try:
-        yield
-    finally:
-        await client.close()
+        self._clients.close()
 
 
 def _message(user: bool, content: str) -> MessageParam:

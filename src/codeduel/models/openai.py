@@ -7,12 +7,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from codeduel.errors import ModelError, OptionError
 from codeduel.models._http import public_url as _public_url
 from codeduel.models._http import retry_after as _retry_after
 from codeduel.models._http import retryable_status as _retryable_status
+from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 
@@ -90,9 +90,7 @@ class OpenAIProvider(Provider):
             local=self._serves_locally(),
             max_concurrency=options.max_concurrency or cls.capabilities.max_concurrency,
         )
-        self._client: openai.AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._lifetime: AsyncGenerator[None, None] | None = None
+        self._clients = LoopBoundClient(self._make_client)
 
     def _resolve_key(self) -> tuple[str, str]:
         key = os.environ.get(KEY_VARIABLE, "").strip()
@@ -118,7 +116,7 @@ class OpenAIProvider(Provider):
         if config.prefill:
             raise ValueError(f"provider {self.name} cannot prefill; check supports_prefill")
         stops = [s for s in config.stop if s]
-        client = await self._client_for_loop()
+        client = await self._clients.get()
         start = time.perf_counter()
         try:
             return await self._stream(client, messages, stops, config, start)
@@ -203,20 +201,13 @@ class OpenAIProvider(Provider):
             extra=extra,
         )
 
-    async def _client_for_loop(self) -> openai.AsyncOpenAI:
-        """One SDK client per event loop, so its connections are reused across calls."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            client = openai.AsyncOpenAI(
-                api_key=self._key,
-                base_url=self.base_url,
-                max_retries=0,
-                timeout=self.opts.timeout_s,
-            )
-            self._client, self._client_loop = client, loop
-            self._lifetime = _closed_with_loop(client)
-            await anext(self._lifetime)
-        return self._client
+    def _make_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._key,
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=self.opts.timeout_s,
+        )
 
     def _status_error(self, exc: openai.APIStatusError) -> Exception:
         detail = self._redact(_api_message(exc.body) or exc.message)
@@ -241,11 +232,7 @@ class OpenAIProvider(Provider):
         }
 
     def close(self) -> None:
-        lifetime, loop = self._lifetime, self._client_loop
-        self._client = self._client_loop = self._lifetime = None
-        # A loop that asyncio.run already closed has closed the client with it.
-        if lifetime and loop and not loop.is_closed() and not loop.is_running():
-            loop.run_until_complete(lifetime.aclose())
+        self._clients.close()
 
 
 class OpenAICompatProvider(OpenAIProvider):
@@ -305,14 +292,6 @@ class LMStudioProvider(OpenAICompatProvider):
     )
     default_base_url = "http://127.0.0.1:1234/v1"
     preset = True
-
-
-async def _closed_with_loop(client: openai.AsyncOpenAI) -> AsyncGenerator[None, None]:
-    """Holds `client` open until closed; asyncio.run closes open async generators at its end."""
-    try:
-        yield
-    finally:
-        await client.close()
 
 
 def _message(m: Message) -> ChatCompletionMessageParam:
