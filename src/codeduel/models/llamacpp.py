@@ -20,6 +20,7 @@ from codeduel.errors import ModelFileError
 from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._llama_batch import BatchEngine, TokenSink
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
+from codeduel.models._stops import cut_at_stop
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 from codeduel.models.bundled import file_identity, model_sha256, resolve_model_file
 from codeduel.models.families import Family, family_for_template
@@ -302,7 +303,6 @@ class _Stream(TokenSink):
         self.text = ""
         self.n_out = 0
         self.finish: FinishReason = "length"
-        self._longest_stop = max((len(s) for s in stops), default=0)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._previous = list(prompt_tokens)
         self._vocab = llm._model.vocab
@@ -317,13 +317,11 @@ class _Stream(TokenSink):
         piece = self._decoder.decode(self.llm.detokenize([token], prev_tokens=self._previous))
         self._previous.append(token)
         self.text += piece
-        if self.stops and piece:
-            window = self.text[-(self._longest_stop + len(piece)) :]
-            hits = [window.find(s) for s in self.stops if s in window]
-            if hits:
-                self.text = self.text[: len(self.text) - len(window) + min(hits)]
-                self.finish = "stop"
-                return True
+        cut = cut_at_stop(self.text, self.stops, len(piece))
+        if cut is not None:
+            self.text = self.text[:cut]
+            self.finish = "stop"
+            return True
         return self.n_out >= self.budget
 
 

@@ -22,6 +22,7 @@ from pydantic import Field
 from codeduel.errors import ModelFileError, OptionError
 from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
+from codeduel.models._stops import cut_at_stop
 from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 from codeduel.models.bundled import file_identity, model_sha256, resolve_model_file
 from codeduel.models.families import Family, family_for_template
@@ -333,7 +334,7 @@ class _Stream:
         if not any(s in tail for s in self.stops):
             return False
         text = self.tokenizer.decode(self.tokens, skip_special_tokens=False)
-        self._text = text[: min(text.find(s) for s in self.stops if s in text)]
+        self._text = text[: cut_at_stop(text, self.stops, len(text))]
         self.finish = "stop"
         return True
 
