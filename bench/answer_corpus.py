@@ -16,7 +16,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from codeduel.extract import CLOSE_FENCE
+from codeduel.extract import whole_answer
 
 QUERY = """
 SELECT s.task_id, t.entry_point, c.config, c.response, c.finish_reason
@@ -41,8 +41,7 @@ def main() -> None:
     for run in args.runs:
         for task_id, entry_point, config, response, finish in con.execute(QUERY, (run,)):
             prefill = json.loads(config).get("prefill", "")
-            # The closing fence is a stop sequence: the engine consumed it; put it back.
-            text = prefill + response + (CLOSE_FENCE if finish == "stop" and prefill else "")
+            text = whole_answer(response, prefill, finish == "stop")
             record = {"run": run, "task_id": task_id, "entry_point": entry_point, "text": text}
             lines.append(json.dumps(record, ensure_ascii=False))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from codeduel.extract import answer_code, extract_code
+from codeduel.extract import answer_code, extract_code, whole_answer
 from codeduel.store import Store
 
 
@@ -38,8 +38,8 @@ def main() -> None:
         for task_id, entry_point, config, response, finish in rows:
             prefill = json.loads(config)["prefill"]
             if args.no_sanitize:
-                closed = "\n```" if prefill and finish == "stop" else ""
-                code = extract_code(prefill + response + closed, entry_point).code
+                answer = whole_answer(response, prefill, finish == "stop")
+                code = extract_code(answer, entry_point).code
             else:
                 code = answer_code(response, entry_point, prefill, finish == "stop").code
             f.write(json.dumps({"task_id": task_id, "solution": code}) + "\n")

@@ -18,6 +18,7 @@ __all__ = [
     "answer_code",
     "extract_code",
     "sanitize",
+    "whole_answer",
 ]
 
 CLOSE_FENCE = "\n```"
@@ -74,9 +75,14 @@ def answer_code(
     engine consumed. Then `extract_code`, then `sanitize` (the imports and what the entry point
     needs; example calls and asserts would run with the tests). One rule for the strategies,
     `codeduel rescore` and the bench scripts alike."""
-    closed = CLOSE_FENCE if prefill and stopped else ""
-    extraction = extract_code(prefill + text + closed, entry_point)
+    extraction = extract_code(whole_answer(text, prefill, stopped), entry_point)
     return Extraction(sanitize(extraction.code, entry_point), extraction.method)
+
+
+def whole_answer(text: str, prefill: str = "", stopped: bool = False) -> str:
+    """A model's answer as it wrote it: the `prefill` it continues, its `text`, and, when it
+    `stopped` on a stop sequence after a prefilled fence, the closing fence the engine consumed."""
+    return prefill + text + (CLOSE_FENCE if prefill and stopped else "")
 
 
 def extract_code(text: str, entry_point: str | None = None) -> Extraction:
