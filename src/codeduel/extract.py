@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "AFTER_CODE",
     "CLOSE_FENCE",
     "NO_CODE",
     "ExtractMethod",
@@ -23,6 +24,10 @@ __all__ = [
 
 CLOSE_FENCE = "\n```"
 """The fence that ends a code answer; generation stops on it, so the engine consumes it."""
+# Top-level statements after the code that the sanitizer drops anyway (example calls, asserts,
+# a __main__ block): generation stops there instead of writing them. On the bundled 0.5B
+# model's full HumanEval run this is 16% of the answer text (docs/performance.md).
+AFTER_CODE = ("\nprint(", "\nassert", "\nif __name__")
 NO_CODE = "no code found in the answer"
 """The verdict's detail for an answer with nothing to run."""
 

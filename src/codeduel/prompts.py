@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codeduel.benchmarks import Task
-from codeduel.extract import CLOSE_FENCE
-from codeduel.models import GenerateConfig, Message
+from codeduel.extract import AFTER_CODE, CLOSE_FENCE
+from codeduel.types import GenerateConfig, Message
 
 __all__ = ["CLOSE_FENCE", "CodePrompt", "answer_turn", "code_prompt", "repair_prompt"]
 
@@ -23,10 +23,6 @@ RESPONSE_PREFIX = (
     "problem and passes corresponding tests:"
 )
 OPEN_FENCE = "```python\n"
-# Top-level statements after the code that the sanitizer drops anyway (example calls, asserts,
-# a __main__ block): generation stops there instead of writing them. On the bundled 0.5B
-# model's full HumanEval run this is 16% of the answer text (docs/performance.md).
-AFTER_CODE = ("\nprint(", "\nassert", "\nif __name__")
 
 
 @dataclass(frozen=True)

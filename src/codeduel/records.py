@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from codeduel.models import GenerateConfig, Message, ModelOutput
+from codeduel.types import GenerateConfig, Message, ModelOutput
 
 __all__ = ["AttemptRecord", "CallRecord", "ExecutionRecord", "SampleRecord"]
 

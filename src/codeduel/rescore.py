@@ -25,11 +25,11 @@ from codeduel import __version__
 from codeduel.benchmarks import Task, load_benchmark
 from codeduel.errors import StoreError
 from codeduel.extract import NO_CODE, answer_code
-from codeduel.models import GenerateConfig, Message
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
 from codeduel.sandbox import Sandbox
 from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
 from codeduel.store import Run, Store, stored_output
+from codeduel.types import GenerateConfig, Message
 
 __all__ = ["rescore_run"]
 

@@ -20,7 +20,7 @@ from codeduel.models._registry import (
     register_provider,
     unregister_provider,
 )
-from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
+from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = [
     "REDACTED",

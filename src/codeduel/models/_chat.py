@@ -9,7 +9,7 @@ from dataclasses import asdict
 from jinja2 import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from codeduel.models._types import Message
+from codeduel.types import Message
 
 __all__ = ["FALLBACK_TEMPLATE", "render_chat"]
 

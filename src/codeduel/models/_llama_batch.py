@@ -22,7 +22,7 @@ import llama_cpp
 
 from codeduel.errors import ModelError
 from codeduel.models._futures import fail, resolve
-from codeduel.models._types import GenerateConfig
+from codeduel.types import GenerateConfig
 
 __all__ = ["BatchEngine", "Finished", "TokenSink"]
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from codeduel.errors import ModelError, OptionError
 from codeduel.models._provider import Provider, RetryableError
 from codeduel.models._registry import ModelSpec, load_provider_class
-from codeduel.models._types import GenerateConfig, Message, ModelOutput
+from codeduel.types import GenerateConfig, Message, ModelOutput
 
 __all__ = ["Model", "RetryPolicy", "load_model", "redact_options"]
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from codeduel.models._types import GenerateConfig, Message, ModelOutput
+from codeduel.types import GenerateConfig, Message, ModelOutput
 
 __all__ = ["REDACTED", "Capabilities", "Provider", "ProviderOptions", "RetryableError"]
 

@@ -27,7 +27,7 @@ from codeduel.models._http import retry_after as _retry_after
 from codeduel.models._http import retryable_status as _retryable_status
 from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
-from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
+from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = ["AnthropicOptions", "AnthropicProvider"]
 

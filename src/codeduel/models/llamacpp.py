@@ -21,9 +21,9 @@ from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
 from codeduel.models._llama_batch import BatchEngine, TokenSink
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
 from codeduel.models._stops import cut_at_stop
-from codeduel.models._types import FinishReason, GenerateConfig, Message, ModelOutput
 from codeduel.models.bundled import file_identity, model_sha256, resolve_model_file
 from codeduel.models.families import Family, family_for_template
+from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = ["LlamaCppOptions", "LlamaCppProvider", "render_chat"]
 

@@ -7,8 +7,8 @@ import sqlite3
 from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
 
-from codeduel.models import ModelOutput
 from codeduel.store._store import Store
+from codeduel.types import ModelOutput
 
 __all__ = ["StoredCalls", "stored_output"]
 

@@ -1,4 +1,7 @@
-"""Records that flow through the model layer: messages in, one output out."""
+"""The value types every stage shares: messages in, a generation config, one model output.
+
+A neutral module: `prompts`, `models`, `records` and `store` all import it, and it imports
+nothing of codeduel, so no two of them need import each other for a type."""
 
 from __future__ import annotations
 
