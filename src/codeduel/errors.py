@@ -12,6 +12,7 @@ __all__ = [
     "CodeduelError",
     "ModelError",
     "ModelFileError",
+    "ModelUnusableError",
     "OptionError",
     "SandboxError",
     "StoreError",
@@ -50,6 +51,12 @@ class UnsafeSandboxError(UserError):
 
 class ModelError(CodeduelError):
     """A model call failed after its retries."""
+
+
+class ModelUnusableError(ModelError, UserError):
+    """A provider that cannot work as configured (a rejected API key, an unknown model, an
+    architecture the engine refuses): every call would fail the same way, so the run stops at
+    once with this one line instead of storing a model error for each sample."""
 
 
 class SandboxError(CodeduelError):
