@@ -8,7 +8,7 @@ import pytest
 from codeduel.cli._cost import explain_break_even
 from codeduel.metrics import paired_difference_ci
 from codeduel.report import build_hybrid, build_report, render_json, render_markdown
-from codeduel.report._hybrid import hybrid_markdown
+from codeduel.report._hybrid_tables import hybrid_markdown
 from codeduel.store import Run, Store
 from tests.report.samples import CLOUD, LOCAL, hybrid_sample, report_costs
 

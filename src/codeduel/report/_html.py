@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeduel.costs import LocalCost
-from codeduel.report._hybrid import Hybrid, hybrid_intro, hybrid_tables
+from codeduel.report._hybrid import Hybrid
+from codeduel.report._hybrid_tables import hybrid_intro, hybrid_tables
 from codeduel.report._paired import Paired
 from codeduel.report._render import (
     RunReport,

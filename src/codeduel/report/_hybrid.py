@@ -1,20 +1,33 @@
 """Hybrid workflows from the store: pass@1 after each attempt (repair, resample), repair against
 resample at equal generated tokens, and each prefix of a cascade as a cost-accuracy point.
 
-Every figure comes from the stored attempts: each has one model call and the hidden-test result
-of its code. A sample's answer under a cut-off (first k attempts, t tokens, first p models of a
-chain) is the latest answered attempt within it, as the strategies themselves choose.
+Every figure comes from the stored attempts, read by `_hybrid_queries`: a sample's answer under
+a cut-off (first k attempts, t tokens, first p models of a chain) is the latest answered attempt
+within it, as the strategies themselves choose. `_hybrid_tables` shows the figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from codeduel.metrics import Estimate, paired_difference_ci
+from codeduel.report._hybrid_queries import (
+    EVERY,
+    calls_by_model,
+    completion_tokens,
+    escalated,
+    final_models,
+    first_attempts,
+    hybrid_systems,
+    models_in,
+    most_attempts,
+    outcomes,
+    partner_run,
+    shared_samples,
+    token_budget,
+    visible_tasks,
+)
 from codeduel.report._rows import CostSettings, _cost, _is_local
-from codeduel.report._table import Table, markdown_table
-from codeduel.report._table import usd as format_usd
 from codeduel.store import Run, Store
 
 __all__ = [
@@ -24,32 +37,11 @@ __all__ = [
     "PrefixPoint",
     "TokenComparison",
     "build_hybrid",
-    "hybrid_intro",
-    "hybrid_markdown",
-    "hybrid_tables",
 ]
 
 _MULTI_ATTEMPT = ("repair", "resample")
 # Budgets of the equal-token comparison, in multiples of the run's max_tokens.
 _BUDGET_FACTORS = (0.5, 1.0, 2.0, 3.0)
-
-# One row per attempt of the run's scored samples, with its call and hidden result; `cum` is the
-# completion tokens spent up to and including the attempt.
-_ATTEMPTS = """
-WITH at AS (
-    SELECT s.id AS sid, s.run_id AS run_id, s.model AS system, s.strategy AS strategy,
-        s.task_id AS task_id, a.attempt_index AS i, c.model AS call_model,
-        c.error IS NULL AS answered, COALESCE(c.prompt_tokens, 0) AS pt,
-        COALESCE(c.completion_tokens, 0) AS ct, COALESCE(c.latency_s, 0) AS lat,
-        COALESCE(c.busy_s, c.latency_s, 0) AS busy,
-        EXISTS (SELECT 1 FROM executions e WHERE e.attempt_id = a.id AND e.tests = 'hidden'
-            AND e.status = 'passed') AS hidden_passed,
-        SUM(COALESCE(c.completion_tokens, 0)) OVER (PARTITION BY s.id ORDER BY a.attempt_index)
-            AS cum
-    FROM samples s JOIN attempts a ON a.sample_id = s.id JOIN model_calls c ON c.attempt_id = a.id
-    WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? AND s.model_error = 0
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -119,13 +111,7 @@ class Hybrid:
 
 def build_hybrid(store: Store, run: Run, costs: CostSettings | None = None) -> Hybrid:
     costs = costs or CostSettings()
-    db = store.db
-    groups = db.execute(
-        "SELECT model, strategy, COUNT(*) FROM samples WHERE run_id = ? AND model_error = 0 "
-        "AND strategy IN ('repair', 'resample', 'cascade') GROUP BY model, strategy "
-        "ORDER BY MIN(id)",
-        (run.id,),
-    ).fetchall()
+    groups = hybrid_systems(store, run.id)
     if not groups:
         return Hybrid()
     curves = []
@@ -139,61 +125,17 @@ def build_hybrid(store: Store, run: Run, costs: CostSettings | None = None) -> H
                 comparisons.append(comparison)
         else:
             cascades.append(_cascade(store, run, system, samples, costs))
-    visible = db.execute(
-        "SELECT COUNT(DISTINCT s.task_id), (SELECT COUNT(DISTINCT task_id) FROM samples "
-        "WHERE run_id = ? AND strategy IN ('repair', 'resample', 'cascade')) "
-        "FROM samples s JOIN attempts a ON a.sample_id = s.id "
-        "JOIN executions e ON e.attempt_id = a.id WHERE s.run_id = ? AND e.tests = 'visible'",
-        (run.id, run.id),
-    ).fetchone()
     return Hybrid(
         tuple(curves),
         tuple(comparisons),
         tuple(cascades),
-        (visible[0], visible[1]),
+        visible_tasks(store, run.id),
         run.benchmark,
     )
 
 
-def _outcomes(
-    store: Store,
-    key: tuple[int, str, str],
-    cutoff: str,
-    params: tuple[Any, ...] = (),
-    tasks: tuple[int, str, str] | None = None,
-) -> dict[tuple[str, int], bool]:
-    """Per sample (task, index): did its answer within `cutoff` (SQL over the attempt rows)
-    pass the hidden tests? A sample with no answer within the cut-off did not."""
-    only = ""
-    extra: tuple[Any, ...] = ()
-    if tasks is not None:
-        only = (
-            " AND task_id IN (SELECT task_id FROM samples WHERE run_id = ? AND model = ? "
-            "AND strategy = ? AND model_error = 0)"
-        )
-        extra = tasks
-    sql = (
-        _ATTEMPTS
-        + ", scored AS (SELECT DISTINCT sid, task_id FROM at WHERE 1"
-        + only
-        + f"), answer AS (SELECT sid, MAX(i) AS i FROM at WHERE answered AND {cutoff} "
-        "GROUP BY sid) SELECT scored.task_id, s.sample_index, COALESCE(at.hidden_passed, 0) "
-        "FROM scored JOIN samples s ON s.id = scored.sid LEFT JOIN answer USING (sid) "
-        "LEFT JOIN at ON at.sid = answer.sid AND at.i = answer.i"
-    )
-    rows = store.db.execute(sql, (*key, *extra, *params)).fetchall()
-    return {(task, index): bool(passed) for task, index, passed in rows}
-
-
-def _passed(
-    store: Store,
-    key: tuple[int, str, str],
-    cutoff: str,
-    params: tuple[Any, ...] = (),
-    tasks: tuple[int, str, str] | None = None,
-) -> int:
-    """Samples whose answer within `cutoff` passed the hidden tests."""
-    return sum(_outcomes(store, key, cutoff, params, tasks).values())
+def _passed(outcomes: dict[tuple[str, int], bool]) -> int:
+    return sum(outcomes.values())
 
 
 def _gain(a: dict[tuple[str, int], bool], b: dict[tuple[str, int], bool]) -> Estimate | None:
@@ -206,18 +148,16 @@ def _gain(a: dict[tuple[str, int], bool], b: dict[tuple[str, int], bool]) -> Est
 
 def _curve(store: Store, run_id: int, system: str, strategy: str, samples: int) -> AttemptCurve:
     key = (run_id, system, strategy)
-    most = store.db.execute(_ATTEMPTS + "SELECT COALESCE(MAX(i), 0) + 1 FROM at", key).fetchone()[0]
+    most = most_attempts(store, key)
     passed = []
     tokens = []
     for k in range(1, most + 1):
-        passed.append(_passed(store, key, "i < ?", (k,)) / samples)
-        spent = store.db.execute(
-            _ATTEMPTS + "SELECT COALESCE(SUM(ct), 0) FROM at WHERE i < ?", (*key, k)
-        ).fetchone()[0]
-        tokens.append(spent / samples)
+        first_k = first_attempts(k)
+        passed.append(_passed(outcomes(store, key, first_k)) / samples)
+        tokens.append(completion_tokens(store, key, first_k) / samples)
     gain = None
     if most > 1:
-        gain = _gain(_outcomes(store, key, "1"), _outcomes(store, key, "i < 1"))
+        gain = _gain(outcomes(store, key, EVERY), outcomes(store, key, first_attempts(1)))
     return AttemptCurve(system, strategy, samples, tuple(passed), tuple(tokens), gain)
 
 
@@ -229,31 +169,14 @@ def _max_tokens(run: Run) -> int | None:
 def _compare(store: Store, run: Run, system: str, strategy: str) -> TokenComparison | None:
     """Repair or resample in `run` against the other of the same model: in this run (found
     from its repair side), else the latest run on the same dataset that has it."""
-    wanted = "resample" if strategy == "repair" else "repair"
-    found = store.db.execute(
-        "SELECT r.name FROM runs r WHERE r.benchmark = ? AND r.dataset_sha256 = ? "
-        "AND (r.id != ? OR ? = 'resample') "
-        "AND EXISTS (SELECT 1 FROM samples s WHERE s.run_id = r.id AND s.model = ? "
-        "AND s.strategy = ? AND s.model_error = 0) ORDER BY r.id = ? DESC, r.id DESC",
-        (run.benchmark, run.dataset_sha256, run.id, wanted, system, wanted, run.id),
-    ).fetchone()
-    if found is None:
+    other = partner_run(store, run, system, "resample" if strategy == "repair" else "repair")
+    if other is None:
         return None
-    other = store.get_run(found[0])
-    assert other is not None
     repair_run, resample_run = (run, other) if strategy == "repair" else (other, run)
     repair = (repair_run.id, system, "repair")
     resample = (resample_run.id, system, "resample")
-    counts = []
-    for key, partner in ((repair, resample), (resample, repair)):
-        counts.append(
-            store.db.execute(
-                "SELECT COUNT(*) FROM samples WHERE run_id = ? AND model = ? AND strategy = ? "
-                "AND model_error = 0 AND task_id IN (SELECT task_id FROM samples "
-                "WHERE run_id = ? AND model = ? AND strategy = ? AND model_error = 0)",
-                (*key, *partner),
-            ).fetchone()[0]
-        )
+    sides = ((repair, resample), (resample, repair))
+    counts = [shared_samples(store, key, partner) for key, partner in sides]
     if not all(counts):
         return None
     base = _max_tokens(repair_run) or 768
@@ -261,21 +184,17 @@ def _compare(store: Store, run: Run, system: str, strategy: str) -> TokenCompari
     points = []
     gaps = []
     for budget in [*budgets, None]:
-        cutoff, params = ("cum <= ?", (budget,)) if budget is not None else ("1", ())
-        mine = _outcomes(store, repair, cutoff, params, resample)
-        theirs = _outcomes(store, resample, cutoff, params, repair)
-        points.append((budget, sum(mine.values()) / counts[0], sum(theirs.values()) / counts[1]))
+        cutoff = token_budget(budget) if budget is not None else EVERY
+        mine = outcomes(store, repair, cutoff, resample)
+        theirs = outcomes(store, resample, cutoff, repair)
+        points.append((budget, _passed(mine) / counts[0], _passed(theirs) / counts[1]))
         gap = _gain(mine, theirs)
         if gap is not None:
             gaps.append(gap)
-    means = []
-    for (key, partner), n in zip(((repair, resample), (resample, repair)), counts, strict=True):
-        spent = store.db.execute(
-            _ATTEMPTS + "SELECT COALESCE(SUM(ct), 0) FROM at WHERE task_id IN (SELECT task_id "
-            "FROM samples WHERE run_id = ? AND model = ? AND strategy = ? AND model_error = 0)",
-            (*key, *partner),
-        ).fetchone()[0]
-        means.append(spent / n)
+    means = [
+        completion_tokens(store, key, tasks=partner) / n
+        for (key, partner), n in zip(sides, counts, strict=True)
+    ]
     return TokenComparison(
         system,
         repair_run.name,
@@ -291,40 +210,18 @@ def _compare(store: Store, run: Run, system: str, strategy: str) -> TokenCompari
 def _cascade(
     store: Store, run: Run, system: str, samples: int, costs: CostSettings
 ) -> CascadeSummary:
-    db = store.db
     key = (run.id, system, "cascade")
     infos = store.models(run.id)
     chain = infos.get(system, {}).get("chain") or system.split(" -> ")
-    escalated = db.execute(
-        _ATTEMPTS + "SELECT COUNT(*) FROM (SELECT sid FROM at GROUP BY sid "
-        "HAVING COUNT(DISTINCT call_model) > 1)",
-        key,
-    ).fetchone()[0]
-    final_models = {
-        r[0]: r[1]
-        for r in db.execute(
-            "SELECT c.model, COUNT(*) FROM samples s JOIN attempts a ON a.sample_id = s.id "
-            "JOIN model_calls c ON c.attempt_id = a.id "
-            "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? AND s.model_error = 0 "
-            "AND a.attempt_index = COALESCE(s.final_attempt, "
-            "(SELECT MAX(attempt_index) FROM attempts WHERE sample_id = s.id)) "
-            "GROUP BY c.model ORDER BY COUNT(*) DESC",
-            key,
-        )
-    }
     prefixes = []
     for p in range(1, len(chain) + 1):
         models = tuple(chain[:p])
-        marks = ", ".join("?" for _ in models)
-        passed = _passed(store, key, f"call_model IN ({marks})", models)
+        within = models_in(models)
+        passed = _passed(outcomes(store, key, within))
         usd: float | None = 0.0
         tokens = 0
         seconds = 0.0
-        for model, pt, ct, busy in db.execute(
-            _ATTEMPTS + f"SELECT call_model, SUM(pt), SUM(ct), SUM(busy) FROM at "
-            f"WHERE call_model IN ({marks}) GROUP BY call_model",
-            (*key, *models),
-        ):
+        for model, pt, ct, busy in calls_by_model(store, key, within):
             local = _is_local(infos.get(model, {}), model)
             cost, _ = _cost(model, local, pt, ct, busy, costs)
             usd = None if usd is None or cost is None else usd + cost
@@ -339,121 +236,6 @@ def _cascade(
                 seconds / samples,
             )
         )
-    return CascadeSummary(system, samples, escalated, final_models, tuple(prefixes))
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def hybrid_intro(hybrid: Hybrid) -> str:
-    """What the hybrid figures rest on: how many tasks had visible tests to steer by."""
-    ran, total = hybrid.visible_tasks
-    note = (
-        f"Visible tests ran on {ran} of {total} tasks; without them repair and resample stop "
-        "after one attempt, and a cascade escalates only when no code came back."
+    return CascadeSummary(
+        system, samples, escalated(store, key), final_models(store, key), tuple(prefixes)
     )
-    if hybrid.benchmark == "mbpp":
-        note += " MBPP's visible test (the assert in the prompt) is also one of the hidden tests."
-    else:
-        note += " Scores always come from the hidden tests."
-    return note
-
-
-def _points(est: Estimate | None) -> str:
-    """A difference of pass rates in percentage points, with its interval."""
-    if est is None:
-        return "–"
-    return f"{100 * est.value:+.1f} ({100 * est.low:+.1f} to {100 * est.high:+.1f})"
-
-
-def hybrid_tables(hybrid: Hybrid) -> list[Table]:
-    tables = []
-    if hybrid.curves:
-        longest = max(len(c.pass_after) for c in hybrid.curves)
-        body = []
-        for c in hybrid.curves:
-            cells = [
-                f"{_pct(p)} ({t:.0f})" for p, t in zip(c.pass_after, c.tokens_after, strict=True)
-            ]
-            cells += ["–"] * (longest - len(cells))
-            body.append((f"{c.system} ({c.strategy})", *cells, _points(c.gain)))
-        tables.append(
-            Table(
-                (
-                    "System",
-                    *(f"after {k}" for k in range(1, longest + 1)),
-                    "Gain over the first attempt, points (95% CI)",
-                ),
-                tuple(body),
-                caption="Pass@1 % after each attempt (mean completion tokens so far):",
-            )
-        )
-    for cmp in hybrid.comparisons:
-        where = (
-            "this run"
-            if cmp.repair_run == cmp.resample_run
-            else f"runs {cmp.repair_run} and {cmp.resample_run}"
-        )
-        body = []
-        gaps: tuple[Estimate | None, ...] = cmp.gaps or (None,) * len(cmp.points)
-        for (budget, repair, resample), gap in zip(cmp.points, gaps, strict=True):
-            label = "all spent" if budget is None else f"≤ {budget}"
-            body.append((label, _pct(repair), _pct(resample), _points(gap)))
-        tables.append(
-            Table(
-                ("Token budget", "Repair", "Resample", "Repair − resample, points (95% CI)"),
-                tuple(body),
-                caption=f"Repair vs resample ({where}) for {cmp.system} on {cmp.tasks} tasks, "
-                "pass@1 % at equal completion tokens per task:",
-                note=f"Mean completion tokens per task: repair {cmp.tokens_mean[0]:.0f}, "
-                f"resample {cmp.tokens_mean[1]:.0f}."
-                + (
-                    f" The runs differ in max_tokens ({cmp.max_tokens[0]} vs {cmp.max_tokens[1]})."
-                    if cmp.max_tokens[0] != cmp.max_tokens[1]
-                    else ""
-                ),
-            )
-        )
-    for cas in hybrid.cascades:
-        finals = ", ".join(f"{m} {n}" for m, n in cas.final_models.items())
-        share = cas.escalated / cas.samples if cas.samples else 0.0
-        body = []
-        for point in cas.prefixes:
-            usd = format_usd(point.usd_per_problem)
-            body.append(
-                (
-                    " -> ".join(point.models),
-                    _pct(point.pass_at_1),
-                    usd,
-                    f"{point.tokens_per_problem:.0f}",
-                    f"{point.engine_s_per_problem:.1f}",
-                )
-            )
-        tables.append(
-            Table(
-                (
-                    "Prefix of the chain",
-                    "Pass@1 %",
-                    "$ per problem",
-                    "Tokens per problem",
-                    "Engine s per problem",
-                ),
-                tuple(body),
-                caption=f"Cascade {cas.system}: escalated {cas.escalated}/{cas.samples} "
-                f"({_pct(share)}%); final answer by {finals}.",
-            )
-        )
-    return tables
-
-
-def hybrid_markdown(hybrid: Hybrid) -> list[str]:
-    if not hybrid:
-        return []
-    out = [hybrid_intro(hybrid), ""]
-    for table in hybrid_tables(hybrid):
-        out += [table.caption, "", *markdown_table(table)]
-        if table.note:
-            out.append(table.note)
-        out.append("")
-    return out

@@ -9,7 +9,8 @@ from typing import Any
 
 from codeduel.costs import LocalCost, break_even
 from codeduel.metrics import Estimate, Summary
-from codeduel.report._hybrid import Hybrid, hybrid_markdown
+from codeduel.report._hybrid import Hybrid
+from codeduel.report._hybrid_tables import hybrid_markdown
 from codeduel.report._paired import Paired
 from codeduel.report._rows import ReportRow
 from codeduel.report._table import Table, markdown_table
