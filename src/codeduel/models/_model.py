@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from codeduel.errors import ModelError, OptionError
+from codeduel.errors import ModelError, ModelUnusableError, OptionError
 from codeduel.models._provider import Provider, RetryableError
 from codeduel.models._registry import ModelSpec, load_provider_class
 from codeduel.types import GenerateConfig, Message, ModelOutput
@@ -57,6 +57,8 @@ class Model:
         self._sleep = sleep
         limit = max_concurrency or provider.capabilities.max_concurrency
         self._semaphore = asyncio.Semaphore(limit)
+        # Once the provider said it cannot work as configured, no call is made again.
+        self._unusable: ModelUnusableError | None = None
 
     @property
     def key(self) -> str:
@@ -86,7 +88,13 @@ class Model:
         if cache is not None and key in cache:
             return replace(cache[key], extra={**cache[key].extra, "cached": True})
         async with self._semaphore:
-            output = await self._generate_with_retries(messages, config)
+            if self._unusable is not None:
+                raise self._unusable
+            try:
+                output = await self._generate_with_retries(messages, config)
+            except ModelUnusableError as exc:
+                self._unusable = exc
+                raise
         if cache is not None:
             cache[key] = output
         return output
