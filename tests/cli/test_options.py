@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from codeduel.cli._main import _parse_options
+from codeduel.cli._options import parse_model_options
 
 SPECS = [
     "llamacpp/qwen2.5-coder-0.5b-instruct",
@@ -13,12 +13,12 @@ SPECS = [
 
 
 def test_plain_options_apply_to_every_model() -> None:
-    got = _parse_options(("n_threads=2",), SPECS[:2])
+    got = parse_model_options(("n_threads=2",), SPECS[:2])
     assert got == {SPECS[0]: {"n_threads": "2"}, SPECS[1]: {"n_threads": "2"}}
 
 
 def test_options_bind_to_a_provider_or_one_model() -> None:
-    got = _parse_options(
+    got = parse_model_options(
         (
             "llamacpp:n_threads=2",
             f"{SPECS[1]}:n_ctx=1024",
@@ -34,6 +34,6 @@ def test_options_bind_to_a_provider_or_one_model() -> None:
 
 def test_a_target_that_is_not_in_the_run_is_an_error() -> None:
     with pytest.raises(click.BadParameter, match="names no --model"):
-        _parse_options(("openai:timeout_s=5",), SPECS)
+        parse_model_options(("openai:timeout_s=5",), SPECS)
     with pytest.raises(click.BadParameter, match="KEY=VALUE"):
-        _parse_options(("llamacpp:",), SPECS)
+        parse_model_options(("llamacpp:",), SPECS)

@@ -11,6 +11,7 @@ import pytest
 
 from codeduel.benchmarks import Benchmark, Task, load_benchmark
 from codeduel.errors import OptionError
+from codeduel.executors import LocalExecutor
 from codeduel.models import (
     Capabilities,
     GenerateConfig,
@@ -25,6 +26,7 @@ from codeduel.records import SampleRecord
 from codeduel.report import build_hybrid, build_report, render_json, render_markdown
 from codeduel.runner import RunOptions
 from codeduel.sandbox import Sandbox
+from codeduel.scoring import Scorer
 from codeduel.store import Store
 from codeduel.strategies import Context, Strategy, get_strategy
 
@@ -84,10 +86,15 @@ def _solve(
     sandbox: Sandbox,
     config: GenerateConfig | None = None,
 ) -> SampleRecord:
-    ctx = Context(
-        models[0], config or GenerateConfig(max_tokens=64), sandbox, 5.0, chain=tuple(models)
-    )
-    return asyncio.run(strategy.solve(task, 0, ctx))
+    async def solved() -> SampleRecord:
+        scorer = Scorer(LocalExecutor(sandbox))
+        scorer.set_limits({task.task_id: 5.0})
+        ctx = Context(
+            models[0], config or GenerateConfig(max_tokens=64), scorer, chain=tuple(models)
+        )
+        return await scorer.score(await strategy.solve(task, 0, ctx))
+
+    return asyncio.run(solved())
 
 
 def _hidden_only_lines(task: Task) -> list[str]:

@@ -12,6 +12,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from codeduel import __version__
+from codeduel.cli._options import (
+    DEFAULT_MODEL,
+    db_option,
+    executor_option,
+    generation_options,
+    parse_model_options,
+    parse_strategy_options,
+    unsafe_sandbox_option,
+    workers_option,
+)
 from codeduel.cli._solve import solve
 from codeduel.errors import UserError
 
@@ -27,54 +37,10 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _parse_options(pairs: tuple[str, ...], specs: list[str]) -> dict[str, dict[str, str]]:
-    """`-M key=value` for every model, or `-M TARGET:key=value` for one provider or model spec."""
-    options: dict[str, dict[str, str]] = {spec: {} for spec in specs}
-    for pair in pairs:
-        left, sep, value = pair.partition("=")
-        target, colon, key = left.rpartition(":")
-        key = key.strip()
-        if not sep or not key:
-            raise click.BadParameter(
-                f"{pair!r} is not KEY=VALUE or TARGET:KEY=VALUE", param_hint="-M"
-            )
-        if colon:
-            chosen = [s for s in specs if target in (s, s.partition("/")[0])]
-            if not chosen:
-                # Not the value: it may be a secret.
-                raise click.BadParameter(
-                    f"{target!r} in {target}:{key}=… names no --model of this run",
-                    param_hint="-M",
-                )
-        else:
-            chosen = specs
-        for spec in chosen:
-            options[spec][key] = value
-    return options
-
-
-def _parse_strategy_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """`-S key=value`, checked against the strategy's schema later."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-S")
-        options[key.strip()] = value
-    return options
-
-
 def _open_store(db: Path | None) -> Store:
     from codeduel.store import Store, default_db_path
 
     return Store(db or default_db_path())
-
-
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Run store (SQLite). Default: $CODEDUEL_DB or the user data dir.",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,7 +56,7 @@ def cli() -> None:
     "models",
     multiple=True,
     metavar="SPEC",
-    help="PROVIDER/MODEL, repeatable. Default: llamacpp/qwen2.5-coder-0.5b-instruct.",
+    help=f"PROVIDER/MODEL, repeatable. Default: {DEFAULT_MODEL}.",
 )
 @click.option(
     "-M",
@@ -122,9 +88,7 @@ def cli() -> None:
     show_default=True,
     help="Samples per task (for pass@k).",
 )
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True)
-@click.option("--max-tokens", type=click.IntRange(min=1), default=768, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@generation_options
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
@@ -132,7 +96,8 @@ def cli() -> None:
     show_default=True,
     help="Floor of the per-task time limit, seconds (scaled up for slow references).",
 )
-@click.option("--workers", type=click.IntRange(1, 256), help="Sandbox processes (default: cores).")
+@workers_option
+@executor_option
 @click.option("--run-name", help="Name of the run (default: BENCHMARK-TIMESTAMP).")
 @click.option("--resume", is_flag=True, help="Continue an unfinished run instead of a new one.")
 @click.option(
@@ -144,11 +109,7 @@ def cli() -> None:
     help="Format of the report printed at the end.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option(
-    "--unsafe-sandbox",
-    is_flag=True,
-    help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
-)
+@unsafe_sandbox_option
 @click.option(
     "--no-reuse",
     is_flag=True,
@@ -164,11 +125,12 @@ def run(
     limit: int | None,
     task_ids: str | None,
     samples: int,
-    temperature: float,
     max_tokens: int,
+    temperature: float,
     seed: int,
     timeout: float,
     workers: int | None,
+    executor: str,
     run_name: str | None,
     resume: bool,
     fmt: str,
@@ -179,19 +141,18 @@ def run(
 ) -> None:
     """Run BENCHMARK (humaneval, mbpp, or a .jsonl task file) against one or more models."""
     from codeduel.cli._progress import RunProgress
-    from codeduel.models import GenerateConfig, parse_model_spec
+    from codeduel.models import parse_model_spec
     from codeduel.report import build_report, render_json, render_markdown
     from codeduel.runner import RunOptions, run_benchmark
+    from codeduel.types import GenerateConfig
 
-    specs = tuple(
-        parse_model_spec(m) for m in (models or ("llamacpp/qwen2.5-coder-0.5b-instruct",))
-    )
+    specs = tuple(parse_model_spec(m) for m in (models or (DEFAULT_MODEL,)))
     opts = RunOptions(
         benchmark=benchmark,
         models=specs,
-        model_options=_parse_options(model_options, [str(spec) for spec in specs]),
+        model_options=parse_model_options(model_options, [str(spec) for spec in specs]),
         strategy=strategy,
-        strategy_options=_parse_strategy_options(strategy_options),
+        strategy_options=parse_strategy_options(strategy_options),
         limit=limit,
         task_ids=tuple(t.strip() for t in task_ids.split(",") if t.strip()) if task_ids else (),
         samples=samples,
@@ -200,6 +161,7 @@ def run(
         resume=resume,
         timeout_floor_s=timeout,
         workers=workers,
+        executor=executor,
         unsafe_sandbox=unsafe_sandbox,
         reuse_calls=not no_reuse,
     )
@@ -226,12 +188,8 @@ def run(
     show_default=True,
     help="Floor of the per-task time limit, seconds (scaled up for slow references, as in run).",
 )
-@click.option("--workers", type=click.IntRange(1, 256), help="Sandbox processes (default: cores).")
-@click.option(
-    "--unsafe-sandbox",
-    is_flag=True,
-    help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
-)
+@workers_option
+@unsafe_sandbox_option
 def evaluate(
     benchmark: str,
     samples_file: Path,
@@ -260,12 +218,8 @@ def evaluate(
 @cli.command()
 @click.argument("run_name", metavar="RUN")
 @click.option("--run-name", "new_name", help="Name of the new run (default: RUN-rescored).")
-@click.option("--workers", type=click.IntRange(1, 256), help="Sandbox processes (default: cores).")
-@click.option(
-    "--unsafe-sandbox",
-    is_flag=True,
-    help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
-)
+@workers_option
+@unsafe_sandbox_option
 @db_option
 def rescore(
     run_name: str, new_name: str | None, workers: int | None, unsafe_sandbox: bool, db: Path | None

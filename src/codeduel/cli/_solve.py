@@ -10,9 +10,17 @@ from typing import TYPE_CHECKING
 
 import click
 
+from codeduel.cli._options import (
+    DEFAULT_MODEL,
+    generation_options,
+    parse_model_options,
+    parse_strategy_options,
+    unsafe_sandbox_option,
+)
+
 if TYPE_CHECKING:
     from codeduel.benchmarks import Task
-    from codeduel.records import AttemptRecord
+    from codeduel.scoring import Attempt
 
 __all__ = ["solve"]
 
@@ -71,22 +79,22 @@ def _task(
     return Task("prompt", text, entry, test="", test_style="asserts", visible_test=visible), False
 
 
-def _show_attempt(number: list[int], record: AttemptRecord) -> None:
+def _show_attempt(number: list[int], attempt: Attempt) -> None:
     number[0] += 1
-    call = record.calls[-1] if record.calls else None
-    out = call.output if call else None
-    head = f"── attempt {number[0]}" + (f" · {call.model}" if call else "")
+    call = attempt.call
+    out = call.output
+    head = f"── attempt {number[0]} · {call.model}"
     if out is not None:
         head += f" · {out.prompt_tokens} + {out.completion_tokens} tokens · {out.latency_s:.1f} s"
     click.secho(head, bold=True)
-    if call is not None and call.error:
+    if call.error:
         click.secho(f"model error: {call.error}", fg="red")
         return
-    click.echo(record.code.rstrip() or "(no code in the answer)")
-    visible = [e for e in record.executions if e.tests == "visible"]
-    if not visible:
+    click.echo(attempt.code.rstrip() or "(no code in the answer)")
+    e = attempt.visible_record
+    if e is None:
         click.secho("visible tests: none", fg="yellow")
-    for e in visible:
+    else:
         color = "green" if e.status == "passed" else "red"
         click.secho(f"visible tests: {e.status}" + (f" ({e.detail})" if e.detail else ""), fg=color)
 
@@ -109,7 +117,7 @@ def _show_attempt(number: list[int], record: AttemptRecord) -> None:
     "models",
     multiple=True,
     metavar="SPEC",
-    help="PROVIDER/MODEL (repeat for cascade). Default: llamacpp/qwen2.5-coder-0.5b-instruct.",
+    help=f"PROVIDER/MODEL (repeat for cascade). Default: {DEFAULT_MODEL}.",
 )
 @click.option("-M", "model_options", multiple=True, metavar="KEY=VALUE", help="Provider option.")
 @click.option(
@@ -119,9 +127,7 @@ def _show_attempt(number: list[int], record: AttemptRecord) -> None:
     show_default=True,
 )
 @click.option("-S", "strategy_options", multiple=True, metavar="KEY=VALUE", help="e.g. attempts=3")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=768, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@generation_options
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
@@ -129,11 +135,7 @@ def _show_attempt(number: list[int], record: AttemptRecord) -> None:
     show_default=True,
     help="Time limit of a test run, seconds (scaled up for a benchmark's slow reference).",
 )
-@click.option(
-    "--unsafe-sandbox",
-    is_flag=True,
-    help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
-)
+@unsafe_sandbox_option
 def solve(
     benchmark: str | None,
     task_id: str | None,
@@ -153,39 +155,45 @@ def solve(
     """Solve one task with a model, showing each attempt and its visible-test result."""
     import asyncio
 
-    from codeduel.cli._main import _parse_options, _parse_strategy_options
     from codeduel.errors import OptionError
-    from codeduel.models import GenerateConfig, load_model, parse_model_spec
-    from codeduel.sandbox import Sandbox
-    from codeduel.scoring import TIMEOUT_FACTOR, calibrate_timeouts
+    from codeduel.executors import open_executor
+    from codeduel.models import load_model, parse_model_spec
+    from codeduel.records import SampleRecord
+    from codeduel.scoring import TIMEOUT_FACTOR, Scorer
     from codeduel.strategies import Context, get_strategy
+    from codeduel.types import GenerateConfig
 
     task, from_benchmark = _task(benchmark, task_id, prompt, prompt_file, tests_file)
-    chosen = get_strategy(strategy, _parse_strategy_options(strategy_options))
-    specs = [parse_model_spec(m) for m in (models or ("llamacpp/qwen2.5-coder-0.5b-instruct",))]
+    chosen = get_strategy(strategy, parse_strategy_options(strategy_options))
+    specs = [parse_model_spec(m) for m in (models or (DEFAULT_MODEL,))]
     if len(specs) > 1 and not chosen.uses_chain:
         raise OptionError(f"strategy {strategy} takes one --model; cascade takes several")
-    options = _parse_options(model_options, [str(s) for s in specs])
+    options = parse_model_options(model_options, [str(s) for s in specs])
     if not task.visible_test:
         click.secho("no visible tests: the loop cannot check or repair the code", fg="yellow")
     loaded = []
     try:
         for spec in specs:
             loaded.append(load_model(spec, options[str(spec)]))
-        with Sandbox(workers=2, allow_unsafe=unsafe_sandbox) as sandbox:
-            limit = timeout
-            if from_benchmark:
-                limit = calibrate_timeouts([task], sandbox, timeout, TIMEOUT_FACTOR)[task.task_id]
+        with open_executor(workers=2, allow_unsafe=unsafe_sandbox) as executor:
             counter = [0]
-            ctx = Context(
-                loaded[0],
-                GenerateConfig(max_tokens=max_tokens, temperature=temperature, seed=seed),
-                sandbox,
-                limit,
-                chain=tuple(loaded),
-                on_attempt=lambda record: _show_attempt(counter, record),
-            )
-            sample = asyncio.run(chosen.solve(task, 0, ctx))
+
+            async def solve_and_score() -> SampleRecord:
+                scorer = Scorer(executor)
+                if from_benchmark:
+                    await scorer.calibrate([task], timeout, TIMEOUT_FACTOR)
+                else:
+                    scorer.set_limits({task.task_id: timeout})
+                ctx = Context(
+                    loaded[0],
+                    GenerateConfig(max_tokens=max_tokens, temperature=temperature, seed=seed),
+                    scorer,
+                    chain=tuple(loaded),
+                    on_attempt=lambda attempt: _show_attempt(counter, attempt),
+                )
+                return await scorer.score(await chosen.solve(task, 0, ctx))
+
+            sample = asyncio.run(solve_and_score())
     finally:
         for model in loaded:
             model.close()

@@ -7,13 +7,31 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from codeduel.errors import OptionError
-from codeduel.strategies._base import Context, Strategy, StrategyOptions, chain_key
+from codeduel.strategies._base import (
+    Attempt,
+    Context,
+    Solution,
+    Strategy,
+    StrategyOptions,
+    chain_key,
+    run_attempt,
+)
 from codeduel.strategies.cascade import Cascade
 from codeduel.strategies.repair import Repair
 from codeduel.strategies.resample import Resample
 from codeduel.strategies.single import Single
 
-__all__ = ["STRATEGIES", "Context", "Strategy", "StrategyOptions", "chain_key", "get_strategy"]
+__all__ = [
+    "STRATEGIES",
+    "Attempt",
+    "Context",
+    "Solution",
+    "Strategy",
+    "StrategyOptions",
+    "chain_key",
+    "get_strategy",
+    "run_attempt",
+]
 
 STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (Single, Repair, Resample, Cascade)}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -12,22 +11,23 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from codeduel.benchmarks import Task
-from codeduel.errors import ModelError
+from codeduel.errors import ModelError, ModelUnusableError
 from codeduel.extract import NO_CODE, answer_code
-from codeduel.models import GenerateConfig, Message, Model
-from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
-from codeduel.sandbox import ExecResult, Sandbox
+from codeduel.models import Model
+from codeduel.records import CallRecord, ExecutionRecord
+from codeduel.sandbox import ExecResult
+from codeduel.scoring import Attempt, Scorer, Solution
+from codeduel.types import GenerateConfig, Message
 
 __all__ = [
     "Attempt",
     "Context",
+    "Solution",
     "Strategy",
     "StrategyOptions",
     "chain_key",
-    "generate_and_test",
     "run_attempt",
     "sample_config",
-    "sample_record",
 ]
 
 
@@ -38,34 +38,16 @@ def chain_key(models: Sequence[Model]) -> str:
 
 @dataclass(frozen=True)
 class Context:
+    """What a strategy works with: the model, the generation settings, and the scorer, which
+    runs visible tests for the strategy and starts hidden ones it never sees the verdict of."""
+
     model: Model
     config: GenerateConfig
-    sandbox: Sandbox
-    # The task's time limit, or (while the runner still calibrates it) a future of it, so
-    # generation need not wait for calibration: only running code does.
-    limit: float | asyncio.Future[float]
+    scorer: Scorer
     # Every model of the run in order, for strategies that use them as one system (cascade).
     chain: tuple[Model, ...] = ()
     # Told about each attempt as it finishes (`codeduel solve` prints them).
-    on_attempt: Callable[[AttemptRecord], None] | None = None
-
-    async def timeout_s(self) -> float:
-        if isinstance(self.limit, asyncio.Future):
-            return await asyncio.shield(self.limit)
-        return self.limit
-
-    async def run(self, program: str) -> ExecResult:
-        """Run `program` in the sandbox on a worker thread, so generation goes on meanwhile."""
-        return await asyncio.to_thread(self.sandbox.run, program, await self.timeout_s())
-
-    async def execute(self, program: str, tests: str) -> ExecutionRecord:
-        result = await self.run(program)
-        return await self.record(tests, result)
-
-    async def record(self, tests: str, result: ExecResult) -> ExecutionRecord:
-        return ExecutionRecord(
-            tests, result.status, result.detail, result.duration_s, await self.timeout_s()
-        )
+    on_attempt: Callable[[Attempt], None] | None = None
 
 
 class StrategyOptions(BaseModel):
@@ -85,32 +67,8 @@ class Strategy(abc.ABC):
         self.options = options if options is not None else self.Options()
 
     @abc.abstractmethod
-    async def solve(self, task: Task, sample_index: int, ctx: Context) -> SampleRecord: ...
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One generation with its tests, plus what a follow-up turn may be built from."""
-
-    record: AttemptRecord
-    # The visible tests' run; None when the task has none or the answer held no code.
-    visible: ExecResult | None
-    hit_limit: bool
-    generation_s: float
-
-    @property
-    def answered(self) -> bool:
-        """The model call succeeded (the attempt may still hold no code)."""
-        return any(c.output is not None for c in self.record.calls)
-
-    @property
-    def visible_passed(self) -> bool:
-        return self.visible is not None and self.visible.status == "passed"
-
-    @property
-    def execution_s(self) -> float:
-        """Time in the visible tests: what the loop itself waits for (hidden ones only score)."""
-        return self.visible.duration_s if self.visible is not None else 0.0
+    async def solve(self, task: Task, sample_index: int, ctx: Context) -> Solution:
+        """The sample's attempts; the scorer grades them once this returns."""
 
 
 async def run_attempt(
@@ -122,102 +80,57 @@ async def run_attempt(
     *,
     visible: bool,
 ) -> Attempt:
-    """One model call and code extraction, then the hidden tests and, if asked, the visible ones.
-
-    Both test runs go into the attempt's record; only the visible run is returned for feedback.
-    """
+    """One model call and code extraction; the visible tests, if asked, and the hidden ones
+    started on the scorer. Only the visible run comes back, for feedback."""
     request_hash = model.request_hash(messages, config)
     start = time.perf_counter()
     try:
         output = await model.generate(messages, config)
+    except ModelUnusableError:
+        raise
     except ModelError as exc:
         call = CallRecord(model.key, request_hash, messages, config, None, str(exc))
-        record = AttemptRecord("", "none", "error", calls=(call,))
-        return _notify(ctx, Attempt(record, None, False, time.perf_counter() - start))
+        attempt = Attempt("", "none", call, None, None, False, time.perf_counter() - start, None)
+        return _notify(ctx, attempt)
     call = CallRecord(model.key, request_hash, messages, config, output)
     # The raw answer stays in the model call; the attempt keeps the code that is run.
     extraction = answer_code(
         output.text, task.entry_point, config.prefill, output.finish_reason == "stop"
     )
     code = extraction.code
-    visible_result: ExecResult | None = None
-    if extraction.method == "none":
-        limit = await ctx.timeout_s()
-        executions = [ExecutionRecord("hidden", "error", NO_CODE, 0.0, limit)]
-        if visible and task.visible_test:
-            executions.insert(0, ExecutionRecord("visible", "error", NO_CODE, 0.0, limit))
-            visible_result = ExecResult("error", NO_CODE, 0.0)
-    elif visible and task.visible_test:
-        shown, hidden = await asyncio.gather(
-            ctx.run(task.visible_program(code)),
-            ctx.run(task.program(code)),
-        )
-        visible_result = shown
-        executions = [await ctx.record("visible", shown), await ctx.record("hidden", hidden)]
-    else:
-        executions = [await ctx.execute(task.program(code), "hidden")]
-    record = AttemptRecord(
+    scorer = ctx.scorer
+    hidden = None if extraction.method == "none" else scorer.start(task, code)
+    shown: ExecResult | None = None
+    shown_record: ExecutionRecord | None = None
+    if visible and task.visible_test:
+        if extraction.method == "none":
+            limit = await scorer.timeout_s(task)
+            shown = ExecResult("error", NO_CODE, 0.0)
+            shown_record = ExecutionRecord("visible", "error", NO_CODE, 0.0, limit)
+        else:
+            limit = await scorer.timeout_s(task)
+            shown = await scorer.executor.run(task.visible_program(code), limit)
+            shown_record = ExecutionRecord(
+                "visible", shown.status, shown.detail, shown.duration_s, limit
+            )
+    # The call's own time, not the time spent queueing for the model.
+    attempt = Attempt(
         code,
         extraction.method,
-        executions[-1].status,
-        calls=(call,),
-        executions=tuple(executions),
+        call,
+        shown,
+        shown_record,
+        output.finish_reason == "length",
+        output.latency_s,
+        hidden,
     )
-    # The call's own time, not the time spent queueing for the model.
-    attempt = Attempt(record, visible_result, output.finish_reason == "length", output.latency_s)
     return _notify(ctx, attempt)
 
 
 def _notify(ctx: Context, attempt: Attempt) -> Attempt:
     if ctx.on_attempt is not None:
-        ctx.on_attempt(attempt.record)
+        ctx.on_attempt(attempt)
     return attempt
-
-
-async def generate_and_test(
-    task: Task, messages: tuple[Message, ...], config: GenerateConfig, ctx: Context
-) -> tuple[AttemptRecord, bool, float, float]:
-    """One model call, code extraction and a run of the hidden tests.
-
-    Returns the attempt, whether the token limit was hit, and generation and execution time.
-    """
-    attempt = await run_attempt(task, messages, config, ctx.model, ctx, visible=False)
-    execution_s = sum(e.duration_s for e in attempt.record.executions)
-    return attempt.record, attempt.hit_limit, attempt.generation_s, execution_s
-
-
-def final_index(attempts: Sequence[Attempt]) -> int:
-    """The answer of a multi-attempt sample: the latest attempt whose model call succeeded.
-
-    Loops stop at the first visible pass, so that is also the first attempt to pass them.
-    """
-    answered = [i for i, a in enumerate(attempts) if a.answered]
-    return answered[-1] if answered else len(attempts) - 1
-
-
-def sample_record(
-    system: str, strategy: str, task: Task, sample_index: int, attempts: Sequence[Attempt]
-) -> SampleRecord:
-    """A multi-attempt sample, scored by the hidden tests of its final answer."""
-    final = final_index(attempts)
-    answer = attempts[final]
-    hidden = [e for e in answer.record.executions if e.tests == "hidden"]
-    return SampleRecord(
-        model=system,
-        strategy=strategy,
-        task_id=task.task_id,
-        sample_index=sample_index,
-        status=answer.record.status,
-        code=answer.record.code,
-        extract_method=answer.record.extract_method,
-        hit_token_limit=answer.hit_limit,
-        generation_s=sum(a.generation_s for a in attempts),
-        # What a user of the loop waits for: every visible run, then the final hidden one.
-        execution_s=sum(a.execution_s for a in attempts) + sum(e.duration_s for e in hidden),
-        attempts=tuple(a.record for a in attempts),
-        model_error=not any(a.answered for a in attempts),
-        final_attempt=final,
-    )
 
 
 def sample_config(base: GenerateConfig, sample_index: int) -> GenerateConfig:

@@ -11,15 +11,14 @@ from __future__ import annotations
 from pydantic import Field
 
 from codeduel.benchmarks import Task
-from codeduel.records import SampleRecord
 from codeduel.strategies._base import (
     Attempt,
     Context,
+    Solution,
     Strategy,
     StrategyOptions,
     chain_key,
     sample_config,
-    sample_record,
 )
 from codeduel.strategies.repair import repair_loop
 
@@ -35,7 +34,7 @@ def accepted(attempt: Attempt, task: Task) -> bool:
     """Whether the cascade stops at this answer: judged by the visible tests alone."""
     if task.visible_test:
         return attempt.visible_passed
-    return attempt.answered and attempt.record.extract_method != "none"
+    return attempt.answered and attempt.extract_method != "none"
 
 
 class Cascade(Strategy):
@@ -47,7 +46,7 @@ class Cascade(Strategy):
         super().__init__(options)
         self.settings = options or CascadeOptions()
 
-    async def solve(self, task: Task, sample_index: int, ctx: Context) -> SampleRecord:
+    async def solve(self, task: Task, sample_index: int, ctx: Context) -> Solution:
         chain = ctx.chain or (ctx.model,)
         config = sample_config(ctx.config, sample_index)
         calls = self.settings.attempts if self.settings.repair else 1
@@ -57,4 +56,4 @@ class Cascade(Strategy):
             attempts += tried
             if accepted(tried[-1], task):
                 break
-        return sample_record(chain_key(chain), self.name, task, sample_index, attempts)
+        return Solution(chain_key(chain), self.name, task, sample_index, tuple(attempts))

@@ -2,8 +2,8 @@
 
 Generate, run the visible tests, and while they fail send the model a follow-up turn with the
 failing test and the error, up to `attempts` times. The answer is the first attempt to pass the
-visible tests, else the last; its hidden tests score the sample. Every attempt's hidden result
-is stored too (never shown to the model), so reports give pass@1 after each attempt.
+visible tests, else the last; its hidden tests score the sample. The scorer grades every
+attempt's hidden tests too (never shown to the model), so reports give pass@1 after each.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ import re
 from pydantic import Field
 
 from codeduel.benchmarks import Task
-from codeduel.models import GenerateConfig, Model
+from codeduel.models import Model
 from codeduel.prompts import answer_turn, code_prompt, repair_prompt
-from codeduel.records import SampleRecord
 from codeduel.sandbox import ExecResult
 from codeduel.strategies._base import (
     Attempt,
     Context,
+    Solution,
     Strategy,
     StrategyOptions,
     run_attempt,
     sample_config,
-    sample_record,
 )
+from codeduel.types import GenerateConfig
 
 __all__ = ["Repair", "RepairOptions", "repair_loop", "visible_feedback"]
 
@@ -51,10 +51,10 @@ class Repair(Strategy):
         super().__init__(options)
         self.attempts = (options or RepairOptions()).attempts
 
-    async def solve(self, task: Task, sample_index: int, ctx: Context) -> SampleRecord:
+    async def solve(self, task: Task, sample_index: int, ctx: Context) -> Solution:
         config = sample_config(ctx.config, sample_index)
         attempts = await repair_loop(task, ctx.model, config, ctx, self.attempts)
-        return sample_record(ctx.model.key, self.name, task, sample_index, attempts)
+        return Solution(ctx.model.key, self.name, task, sample_index, tuple(attempts))
 
 
 async def repair_loop(
@@ -71,14 +71,14 @@ async def repair_loop(
         done.append(attempt)
         if not attempt.answered or attempt.visible is None or attempt.visible_passed:
             break
-        failing, error = visible_feedback(task, attempt.record.code, attempt.visible)
-        answer = answer_turn(attempt.record.code) if attempt.record.code else _raw_answer(attempt)
+        failing, error = visible_feedback(task, attempt.code, attempt.visible)
+        answer = answer_turn(attempt.code) if attempt.code else _raw_answer(attempt)
         messages = repair_prompt(task, answer, failing, error).messages
     return done
 
 
 def _raw_answer(attempt: Attempt) -> str:
-    call = attempt.record.calls[-1]
+    call = attempt.call
     return call.config.prefill + (call.output.text if call.output else "")
 
 

@@ -15,19 +15,18 @@ from dataclasses import replace
 from pydantic import Field
 
 from codeduel.benchmarks import Task
-from codeduel.models import GenerateConfig
 from codeduel.prompts import code_prompt
-from codeduel.records import SampleRecord
 from codeduel.strategies._base import (
     Attempt,
     Context,
+    Solution,
     Strategy,
     StrategyOptions,
     run_attempt,
     sample_config,
-    sample_record,
 )
 from codeduel.strategies.repair import RepairOptions
+from codeduel.types import GenerateConfig
 
 __all__ = ["Resample", "ResampleOptions", "token_budget"]
 
@@ -63,7 +62,7 @@ class Resample(Strategy):
         super().__init__(options)
         self.settings = options or ResampleOptions()
 
-    async def solve(self, task: Task, sample_index: int, ctx: Context) -> SampleRecord:
+    async def solve(self, task: Task, sample_index: int, ctx: Context) -> Solution:
         prompt = code_prompt(task)
         use_prefill = ctx.model.provider.capabilities.supports_prefill
         first = prompt.config(sample_config(ctx.config, sample_index), use_prefill=use_prefill)
@@ -83,7 +82,7 @@ class Resample(Strategy):
             )
             attempt = await run_attempt(task, prompt.messages, config, ctx.model, ctx, visible=True)
             attempts.append(attempt)
-            spent += sum(c.output.completion_tokens for c in attempt.record.calls if c.output)
+            spent += attempt.call.output.completion_tokens if attempt.call.output else 0
             if not attempt.answered or attempt.visible is None or attempt.visible_passed:
                 break
-        return sample_record(ctx.model.key, self.name, task, sample_index, attempts)
+        return Solution(ctx.model.key, self.name, task, sample_index, tuple(attempts))

@@ -1,0 +1,101 @@
+"""What the commands share: option groups, the `-M`/`-S` parsers and the default model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "db_option",
+    "executor_option",
+    "generation_options",
+    "parse_model_options",
+    "parse_strategy_options",
+    "unsafe_sandbox_option",
+    "workers_option",
+]
+
+DEFAULT_MODEL = "llamacpp/qwen2.5-coder-0.5b-instruct"
+"""The bundled model: what `run` and `solve` use without a --model."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _group(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options as one decorator, in the order they are listed in --help."""
+
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run store (SQLite). Default: $CODEDUEL_DB or the user data dir.",
+)
+workers_option = click.option(
+    "--workers", type=click.IntRange(1, 256), help="Sandbox processes (default: cores)."
+)
+unsafe_sandbox_option = click.option(
+    "--unsafe-sandbox",
+    is_flag=True,
+    help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
+)
+# The names of `codeduel.executors.EXECUTORS`, listed here so --help imports nothing more.
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["local"]),
+    default="local",
+    show_default=True,
+    help="Where model-written programs run: local (this machine's sandbox).",
+)
+generation_options = _group(
+    click.option("--max-tokens", type=click.IntRange(min=1), default=768, show_default=True),
+    click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True),
+)
+
+
+def parse_model_options(pairs: tuple[str, ...], specs: list[str]) -> dict[str, dict[str, str]]:
+    """`-M key=value` for every model, or `-M TARGET:key=value` for one provider or model spec."""
+    options: dict[str, dict[str, str]] = {spec: {} for spec in specs}
+    for pair in pairs:
+        left, sep, value = pair.partition("=")
+        target, colon, key = left.rpartition(":")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(
+                f"{pair!r} is not KEY=VALUE or TARGET:KEY=VALUE", param_hint="-M"
+            )
+        if colon:
+            chosen = [s for s in specs if target in (s, s.partition("/")[0])]
+            if not chosen:
+                # Not the value: it may be a secret.
+                raise click.BadParameter(
+                    f"{target!r} in {target}:{key}=… names no --model of this run",
+                    param_hint="-M",
+                )
+        else:
+            chosen = specs
+        for spec in chosen:
+            options[spec][key] = value
+    return options
+
+
+def parse_strategy_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`-S key=value`, checked against the strategy's schema later."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-S")
+        options[key.strip()] = value
+    return options
