@@ -1,6 +1,6 @@
 """Render reports as one self-contained HTML page: the Markdown report's tables, each run's
 provenance, and inline SVG plots. Nothing is fetched to view it: no scripts, fonts or styles
-from the network."""
+from the network. The page's markup and style are the package's templates/report.html.j2."""
 
 from __future__ import annotations
 
@@ -363,7 +363,7 @@ def render_html(
 ) -> str:
     """The page for `reports`; `spreads` maps a run's name to its `time_spreads`."""
     # jinja2 only here: `import codeduel.report` stays light for the other formats.
-    from jinja2 import Environment
+    from jinja2 import Environment, PackageLoader
     from markupsafe import Markup
 
     local = local or LocalCost()
@@ -376,8 +376,13 @@ def render_html(
         _throughput(reports, labels),
         _memory(reports, labels),
     ]
-    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    page = env.from_string(_TEMPLATE).render(
+    env = Environment(
+        loader=PackageLoader("codeduel.report"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    page = env.get_template("report.html.j2").render(
         title=", ".join(run.name for run, *_ in reports),
         runs=[_run_view(r, local) for r in reports],
         # The plots are markup built by _svg, which escapes every string it is given.
@@ -385,110 +390,3 @@ def render_html(
         unsafe=[unsafe_note(run) for run, *_ in reports if unsafe_sandbox(run)],
     )
     return page + "\n"
-
-
-_TEMPLATE = """\
-{% macro table(t, kind) %}
-{% if t.caption %}<p class="caption">{{ t.caption }}</p>{% endif %}
-<div class="scroll"><table class="{{ kind }}">
-<thead><tr>{% for h in t.head %}<th scope="col">{{ h }}</th>{% endfor %}</tr></thead>
-<tbody>
-{% for row in t.body %}
-<tr>{% for cell, numeric in row %}{% if loop.first %}<th scope="row">{{ cell }}</th>\
-{% else %}<td{% if numeric %} class="num"{% endif %}>{{ cell }}</td>{% endif %}{% endfor %}</tr>
-{% endfor %}
-</tbody></table></div>
-{% if t.note %}<p class="note">{{ t.note }}</p>{% endif %}
-{% endmacro %}
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>codeduel report: {{ title }}</title>
-<style>
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-  color: #1d1d1d; max-width: 1180px; margin: 0 auto; padding: 1.5rem; }
-h1 { margin: 0 0 .3rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; }
-h3 { margin-top: 1.8rem; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: 13.5px; }
-th, td { border: 1px solid #d6d6d6; padding: .3rem .55rem; vertical-align: top; }
-thead th { background: #f2f2f2; text-align: left; }
-tbody th { text-align: left; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.caption { margin: 1rem 0 .2rem; font-weight: 600; }
-.note, .no-data, figcaption { color: #555; font-size: 13.5px; }
-.no-data { border: 1px dashed #bbb; padding: .8rem 1rem; background: #fafafa; }
-.warning { background: #fff3cd; border: 1px solid #e0b000; padding: .6rem .9rem; }
-.badge { font-size: 12px; vertical-align: middle; padding: .1rem .45rem; border-radius: 3px;
-  background: #e0b000; color: #000; }
-figure { margin: 1.2rem 0 2rem; }
-figcaption strong { display: block; color: #1d1d1d; font-size: 15px; }
-svg.plot { max-width: 100%; height: auto; display: block; margin-top: .4rem; }
-svg.plot text { font-family: system-ui, "DejaVu Sans", sans-serif; font-size: 12px;
-  fill: #222; }
-svg.plot text.tick, svg.plot text.missing { fill: #666; }
-svg.plot text.axis-label { font-size: 13px; }
-svg.plot text.small { font-size: 11px; font-weight: 600; }
-details.provenance { margin: 1rem 0; }
-details.provenance pre { background: #f7f7f7; padding: .8rem; overflow-x: auto;
-  font-size: 12.5px; }
-ul.notes li, ul.only li { margin: .15rem 0; }
-</style>
-</head>
-<body>
-<header>
-<h1>codeduel report</h1>
-<p>Runs: {% for run in runs %}<a href="#run-{{ loop.index }}">{{ run.name }}</a>\
-{% if not loop.last %}, {% endif %}{% endfor %}</p>
-{% for line in unsafe %}
-<p class="warning unsafe">Unsafe sandbox: {{ line }}</p>
-{% endfor %}
-</header>
-<section id="figures">
-<h2>Figures</h2>
-{% for fig, svg in figures %}
-<figure id="fig-{{ fig.key }}">
-<figcaption><strong>{{ fig.title }}</strong>{{ fig.caption }}</figcaption>
-{% if fig.no_data %}
-<p class="no-data" data-plot="{{ fig.key }}">{{ fig.no_data }}</p>
-{% else %}
-{{ svg }}
-{% endif %}
-{% if fig.note %}<p class="note">{{ fig.note }}</p>{% endif %}
-</figure>
-{% endfor %}
-</section>
-{% for run in runs %}
-<section class="run" id="run-{{ loop.index }}" data-run="{{ run.name }}">
-<h2>{{ run.heading }}{% if run.unsafe %} <span class="badge unsafe">unsafe sandbox</span>\
-{% endif %}</h2>
-{% if run.unsafe %}<p class="warning unsafe">{{ run.unsafe }}</p>{% endif %}
-{% for t in run.tables %}{{ table(t, "duel" if loop.first else "cost") }}{% endfor %}
-{% if run.paired %}
-{{ table(run.paired, "paired") }}
-{% if run.only %}
-<ul class="only">
-{% for pair, label, ids in run.only %}<li>{{ pair }}, {{ label }}: {{ ids }}</li>
-{% endfor %}
-</ul>
-{% endif %}
-{% endif %}
-<ul class="notes">
-{% for note in run.notes %}<li>{{ note }}</li>
-{% endfor %}
-</ul>
-{% if run.hybrid %}
-<h3>Repair, resample and cascade</h3>
-<p class="note">{{ run.hybrid.intro }}</p>
-{% for t in run.hybrid.tables %}{{ table(t, "hybrid") }}{% endfor %}
-{% endif %}
-<details class="provenance">
-<summary>Provenance and configuration of {{ run.name }}</summary>
-<pre>{{ run.provenance }}</pre>
-</details>
-</section>
-{% endfor %}
-</body>
-</html>"""
