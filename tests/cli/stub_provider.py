@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from codeduel.errors import ModelUnusableError
-from codeduel.models import GenerateConfig, Message, ModelOutput
-from codeduel.models._provider import Capabilities, Provider, ProviderOptions
+from codeduel.models import (
+    Capabilities,
+    GenerateConfig,
+    Message,
+    ModelOutput,
+    Provider,
+    ProviderOptions,
+)
 
 
 class StubOptions(ProviderOptions):

@@ -24,7 +24,11 @@ from codeduel.strategies.single import Single
 __all__ = [
     "STRATEGIES",
     "Attempt",
+    "Cascade",
     "Context",
+    "Repair",
+    "Resample",
+    "Single",
     "Solution",
     "Strategy",
     "StrategyOptions",
