@@ -47,8 +47,8 @@ def test_rescore_regrades_the_stored_answers_and_leaves_the_run(
         assert old is not None and new is not None
         assert (new.started_at, new.finished_at) == (old.started_at, old.finished_at)
         assert new.provenance["rescored_from"]["run"] == "he-single"
-        (row,) = build_report(store, new)[1]
-        (was,) = build_report(store, old)[1]
+        (row,) = build_report(store, new).rows
+        (was,) = build_report(store, old).rows
     # The calls are the original's: tokens and times as they were generated.
     assert row.completion_tokens_mean == was.completion_tokens_mean
     assert row.wall_s_per_problem == pytest.approx(was.wall_s_per_problem, abs=0.01)

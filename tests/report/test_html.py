@@ -248,7 +248,7 @@ def test_plots_escape_and_agree_with_the_store(mixed: tuple[Store, Run]) -> None
     assert text.count(">not measured</text>") == 4
     speeds = page.labelled("throughput", "rect", "bar")
     # The system's aggregate output speed, not one stream's share of the engine.
-    speed = build_report(store, run)[1][0].aggregate_tokens_per_s
+    speed = build_report(store, run).rows[0].aggregate_tokens_per_s
     # (printed to six figures; this store's samples were written microseconds apart)
     assert speed is not None
     assert float(speeds[LOCAL]["data-value"]) == pytest.approx(speed, rel=1e-5)

@@ -15,8 +15,8 @@ from tests.report.samples import CLOUD, LOCAL, hybrid_sample, report_costs
 
 def test_rows_costs_and_model_errors(duel: tuple[Store, Run]) -> None:
     store, run = duel
-    _, rows, pairs, _ = build_report(store, run, report_costs())
-    local, cloud = rows
+    report = build_report(store, run, report_costs())
+    local, cloud = report.rows
     assert (local.model, local.passed, local.samples, local.local) == (LOCAL, 4, 7, True)
     # The failed API call is stored and shown but not scored: 5 of 6, not 5 of 7.
     assert (cloud.samples, cloud.model_errors, cloud.passed) == (7, 1, 5)
@@ -28,7 +28,7 @@ def test_rows_costs_and_model_errors(duel: tuple[Store, Run]) -> None:
     assert cloud.usd_per_solved == pytest.approx(cloud_total / 5)
     # Local: 100 W for 7 × 2 s at $0.2/kWh.
     assert local.usd_total == pytest.approx(100 * 14 / 3600 / 1000 * 0.2)
-    (pair,) = pairs
+    (pair,) = report.paired
     assert pair.only_a == () and pair.only_b == ("T/2", "T/3")
     assert pair.tasks == 6 and pair.both == 3 and pair.neither == 1
     assert pair.p_value == pytest.approx(0.5)
@@ -83,7 +83,7 @@ def test_repair_gains_come_with_paired_intervals(tmp_path: Path) -> None:
 
 def test_rows_count_output_tokens_and_the_share_in_code(economy: tuple[Store, Run]) -> None:
     store, run = economy
-    local, cloud, repair = build_report(store, run, report_costs())[1]
+    local, cloud, repair = build_report(store, run, report_costs()).rows
     # 100 + 100 + 400 tokens out over 3 problems; the median problem took 100.
     assert local.output_tokens_per_problem is not None
     assert (local.output_tokens_per_problem.mean, local.output_tokens_per_problem.p50) == (
@@ -142,8 +142,8 @@ def test_a_declared_price_prices_a_local_model_by_its_tokens(
     entry = {"input_per_mtok": 0.1, "output_per_mtok": 0.4, "read_on": "declared"}
     table.write_text(json.dumps({"version": "test", "models": {LOCAL: entry}}))
     declared = CostSettings(load_prices(table), report_costs().local)
-    _, (by_energy, _), _, _ = build_report(store, run, report_costs())
-    _, (by_tokens, _), _, _ = build_report(store, run, declared)
+    by_energy, _ = build_report(store, run, report_costs()).rows
+    by_tokens, _ = build_report(store, run, declared).rows
     # Energy: 100 W for 7 × 2 s at $0.2/kWh; declared: its own tokens at $0.1/$0.4 per Mtok.
     assert by_energy.usd_total == pytest.approx(100 * 14 / 3600 / 1000 * 0.2)
     tokens_in, tokens_out = store.db.execute(
@@ -168,7 +168,7 @@ def test_time_per_problem_is_the_systems_throughput_not_a_requests_latency(
         run = store.get_run("he-single")
         assert run is not None
         report = build_report(store, run, report_costs())
-    _, (row,), _, _ = report
+    (row,) = report.rows
     assert row.system_wall_s == pytest.approx(2244, abs=2)
     assert row.wall_s_per_problem == pytest.approx(2244 / 164, abs=0.02)  # 13.7 s
     assert row.latency_s is not None and row.latency_s.p50 > 150  # a request waits ~192 s

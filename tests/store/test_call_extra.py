@@ -54,8 +54,8 @@ def test_retries_replays_and_estimated_usage_are_stored_and_reported(tmp_path: P
         first, again = store.get_run("first"), store.get_run("again")
         assert first is not None and again is not None
         report = build_report(store, first)
-        (row,) = report[1]
-        (again_row,) = build_report(store, again)[1]
+        (row,) = report.rows
+        (again_row,) = build_report(store, again).rows
         text = render_markdown([report], LocalCost())
     assert (row.retries, row.cache_hits, row.estimated_token_calls) == (1, 0, 1)
     assert (again_row.retries, again_row.cache_hits) == (0, 1)

@@ -235,7 +235,7 @@ def rescore(
         old = store.get_run(run_name)
         assert old is not None
         for label, run in (("before", old), ("after", new)):
-            for row in build_report(store, run)[1]:
+            for row in build_report(store, run).rows:
                 est = row.pass_at_1
                 share = "–" if est is None else f"{100 * est.value:.1f}%"
                 click.echo(

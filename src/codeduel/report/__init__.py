@@ -29,7 +29,7 @@ __all__ = [
 
 
 def build_report(store: Store, run: Run, costs: CostSettings | None = None) -> RunReport:
-    return (
+    return RunReport(
         run,
         build_rows(store, run, costs),
         paired_comparisons(store, run),

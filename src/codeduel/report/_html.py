@@ -117,11 +117,11 @@ def _usd_tick(value: float) -> str:
 def _frontier(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
     points = []
     unpriced = []
-    for _, rows, _, hybrid in reports:
+    for report in reports:
         # A cascade is priced call by call, each model at its own rate, as its whole chain's
         # prefix point is: its row has no price for a chain that mixes local and cloud models.
-        chains = {c.system: c.prefixes[-1] for c in hybrid.cascades if c.prefixes}
-        for r in rows:
+        chains = {c.system: c.prefixes[-1] for c in report.hybrid.cascades if c.prefixes}
+        for r in report.rows:
             name, color = labels.row(r)
             usd = r.usd_per_problem
             if r.strategy == "cascade" and r.model in chains:
@@ -146,12 +146,12 @@ def _frontier(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
 
 def _attempts(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
     series = []
-    for run, _, _, hybrid in reports:
-        for c in hybrid.curves:
+    for report in reports:
+        for c in report.hybrid.curves:
             system = f"{c.system} ({c.strategy})"
             series.append(
                 Series(
-                    labels.name(run.name, system),
+                    labels.name(report.run.name, system),
                     labels.color(system),
                     tuple(zip(c.tokens_after, c.pass_after, strict=True)),
                     dashed=c.strategy == "resample",
@@ -173,8 +173,8 @@ def _attempts(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
 def _budgets(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
     series = []
     seen = set()
-    for _, _, _, hybrid in reports:
-        for cmp in hybrid.comparisons:
+    for report in reports:
+        for cmp in report.hybrid.comparisons:
             # Both runs of a pair find the same comparison.
             key = (cmp.system, cmp.repair_run, cmp.resample_run)
             if key in seen:
@@ -215,14 +215,15 @@ def _latency(
     reports: Sequence[RunReport], spreads: Mapping[str, Sequence[TimeSpread]], labels: _Labels
 ) -> _Figure:
     boxes = []
-    for run, _, _, _ in reports:
-        for spread in spreads.get(run.name, ()):
+    for report in reports:
+        run = report.run.name
+        for spread in spreads.get(run, ()):
             if not spread.seconds:
                 continue
             system = f"{spread.model} ({spread.strategy})"
             if spread.strategy == "single":
                 system = spread.model
-            boxes.append(Box(labels.name(run.name, system), labels.color(system), spread.seconds))
+            boxes.append(Box(labels.name(run, system), labels.color(system), spread.seconds))
     title = "Request latency"
     caption = (
         "Generation plus execution time of every scored sample (dots), under the system's "
@@ -237,8 +238,8 @@ def _latency(
 
 def _throughput(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
     bars = []
-    for _, rows, _, _ in reports:
-        for r in rows:
+    for report in reports:
+        for r in report.rows:
             name, color = labels.row(r)
             value = r.aggregate_tokens_per_s
             text = "not measured" if value is None else f"{value:,.1f} tok/s"
@@ -257,8 +258,8 @@ def _throughput(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
 
 def _memory(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
     bars = []
-    for _, rows, _, _ in reports:
-        for r in rows:
+    for report in reports:
+        for r in report.rows:
             name, color = labels.row(r)
             kind, peak = (
                 ("VRAM", r.peak_vram_bytes) if r.peak_vram_bytes else ("RSS", r.peak_rss_bytes)
@@ -320,7 +321,7 @@ def _cells(table: Table) -> dict[str, Any]:
 
 
 def _run_view(report: RunReport, local: LocalCost) -> dict[str, Any]:
-    run, rows, pairs, hybrid = report
+    run, rows, pairs = report.run, report.rows, report.paired
     costs = cost_table(rows, local)
     provenance = {
         "run": run.name,
@@ -345,7 +346,7 @@ def _run_view(report: RunReport, local: LocalCost) -> dict[str, Any]:
             if ids
         ],
         "notes": run_notes(run, rows),
-        "hybrid": _hybrid_view(hybrid),
+        "hybrid": _hybrid_view(report.hybrid),
         "provenance": json.dumps(provenance, indent=2, sort_keys=True, default=str),
     }
 
@@ -383,10 +384,10 @@ def render_html(
         lstrip_blocks=True,
     )
     page = env.get_template("report.html.j2").render(
-        title=", ".join(run.name for run, *_ in reports),
+        title=", ".join(r.run.name for r in reports),
         runs=[_run_view(r, local) for r in reports],
         # The plots are markup built by _svg, which escapes every string it is given.
         figures=[(f, Markup(f.svg)) for f in figures],
-        unsafe=[unsafe_note(run) for run, *_ in reports if unsafe_sandbox(run)],
+        unsafe=[unsafe_note(r.run) for r in reports if unsafe_sandbox(r.run)],
     )
     return page + "\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,16 @@ __all__ = [
     "unsafe_sandbox",
 ]
 
-RunReport = tuple[Run, list[ReportRow], list[Paired], Hybrid]
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a report shows of one run, built from the store by `build_report`."""
+
+    run: Run
+    rows: list[ReportRow]
+    paired: list[Paired]
+    hybrid: Hybrid
+
 
 _DUEL_NOTE = (
     "Wall s per problem: the system's wall time (its first sample's start to its last one's "
@@ -250,7 +259,8 @@ def unsafe_note(run: Run) -> str:
 def render_markdown(reports: list[RunReport], local: LocalCost | None = None) -> str:
     local = local or LocalCost()
     out: list[str] = []
-    for run, rows, pairs, hybrid in reports:
+    for report in reports:
+        run, rows, pairs = report.run, report.rows, report.paired
         out.append(f"## {run_heading(run)}")
         out.append("")
         duel = duel_table(rows)
@@ -265,16 +275,17 @@ def render_markdown(reports: list[RunReport], local: LocalCost | None = None) ->
             out += _paired_lines(pairs)
             out.append("")
         out += [f"- {note}" for note in run_notes(run, rows)]
-        if hybrid:
+        if report.hybrid:
             out.append("")
-            out += hybrid_markdown(hybrid)
+            out += hybrid_markdown(report.hybrid)
         out.append("")
     return "\n".join(out)
 
 
 def render_json(reports: list[RunReport]) -> str:
     payload: list[dict[str, Any]] = []
-    for run, rows, pairs, hybrid in reports:
+    for report in reports:
+        run = report.run
         payload.append(
             {
                 "run": run.name,
@@ -286,9 +297,9 @@ def render_json(reports: list[RunReport]) -> str:
                 "unsafe_sandbox": unsafe_sandbox(run),
                 "config": run.config,
                 "provenance": run.provenance,
-                "rows": [r.to_json() for r in rows],
-                "paired": [asdict(p) for p in pairs],
-                "hybrid": asdict(hybrid),
+                "rows": [r.to_json() for r in report.rows],
+                "paired": [asdict(p) for p in report.paired],
+                "hybrid": asdict(report.hybrid),
             }
         )
     return json.dumps({"runs": payload}, indent=2, default=str) + "\n"
