@@ -236,46 +236,52 @@ def _latency(
     return _Figure("latency", title, caption, box_plot("latency", title, boxes, "seconds"))
 
 
+def _bar_figure(
+    key: str, title: str, caption: str, bars: Sequence[Bar], x_label: str, no_data: str
+) -> _Figure:
+    """`bars` as a plot, or `no_data` where none of them was measured."""
+    if all(b.value is None for b in bars):
+        return _Figure(key, title, caption, "", no_data)
+    return _Figure(key, title, caption, bar_plot(key, title, bars, x_label))
+
+
+def _speed(r: ReportRow) -> tuple[float | None, str]:
+    value = r.aggregate_tokens_per_s
+    return value, "not measured" if value is None else f"{value:,.1f} tok/s"
+
+
+def _peak_memory(r: ReportRow) -> tuple[float | None, str]:
+    kind, peak = ("VRAM", r.peak_vram_bytes) if r.peak_vram_bytes else ("RSS", r.peak_rss_bytes)
+    if peak is None:
+        return None, "not measured"
+    return peak / 2**20, f"{peak / 2**20:,.0f} MiB {kind}"
+
+
 def _throughput(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
-    bars = []
-    for report in reports:
-        for r in report.rows:
-            name, color = labels.row(r)
-            value = r.aggregate_tokens_per_s
-            text = "not measured" if value is None else f"{value:,.1f} tok/s"
-            bars.append(Bar(name, color, value, text))
-    title = "Output speed"
+    bars = [Bar(*labels.row(r), *_speed(r)) for report in reports for r in report.rows]
     caption = (
         "Output tokens per second each system delivered: all its output tokens over its wall "
         "time, batching and concurrency included (not one stream's share)."
     )
-    if all(b.value is None for b in bars):
-        return _Figure("throughput", title, caption, "", "No data: no call reported its speed.")
-    return _Figure(
-        "throughput", title, caption, bar_plot("throughput", title, bars, "tokens per second")
+    return _bar_figure(
+        "throughput",
+        "Output speed",
+        caption,
+        bars,
+        "tokens per second",
+        "No data: no call reported its speed.",
     )
 
 
 def _memory(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
-    bars = []
-    for report in reports:
-        for r in report.rows:
-            name, color = labels.row(r)
-            kind, peak = (
-                ("VRAM", r.peak_vram_bytes) if r.peak_vram_bytes else ("RSS", r.peak_rss_bytes)
-            )
-            if peak is None:
-                bars.append(Bar(name, color, None, "not measured"))
-            else:
-                bars.append(Bar(name, color, peak / 2**20, f"{peak / 2**20:,.0f} MiB {kind}"))
-    title = "Peak memory"
+    bars = [Bar(*labels.row(r), *_peak_memory(r)) for report in reports for r in report.rows]
     caption = (
         "Peak GPU memory (VRAM) where the engine reports it, else the peak resident memory of "
         "the process holding the model."
     )
-    if all(b.value is None for b in bars):
-        return _Figure("memory", title, caption, "", "No data: no system measured its memory.")
-    return _Figure("memory", title, caption, bar_plot("memory", title, bars, "MiB"))
+    return _bar_figure(
+        "memory", "Peak memory", caption, bars, "MiB", "No data: no system measured its memory."
+    )
 
 
 def _paired_table(pairs: Sequence[Paired]) -> Table:

@@ -498,11 +498,16 @@ class _Rows:
     """The label column of a chart with one row per label: wrapped labels, the column's width
     and a row height that fits the longest label."""
 
+    top = 12.0
+
     def __init__(self, labels: Sequence[str], row: float) -> None:
         self.labels = labels
         self.wrapped = [_wrap(label) for label in labels]
         self.width = 16 + max(_text_px(line) for lines in self.wrapped for line in lines)
         self.row = max(row, _LINE_PX * max(len(lines) for lines in self.wrapped) + 8)
+
+    def mid(self, i: int) -> float:
+        return self.top + self.row * (i + 0.5)
 
     def draw(self, canvas: _Canvas, i: int, x: float, mid: float) -> None:
         lines = self.wrapped[i]
@@ -514,20 +519,27 @@ class _Rows:
         canvas.close("text")
 
 
+def _row_chart(
+    plot: str, title: str, rows: _Rows, gutter: float, hi: float, x_label: str
+) -> tuple[_Canvas, _Axis]:
+    """The canvas and framed x axis (0 to `hi`) of a chart of `rows`, the labels on the left
+    and `gutter` px right of the plot area for text by the rows."""
+    width = 1000.0
+    bottom = rows.top + rows.row * len(rows.labels)
+    canvas = _Canvas(plot, width, bottom + 56, title)
+    x = _linear(0.0, hi, rows.width, width - gutter)
+    _frame(canvas, x, _Axis(0.0, 1.0, bottom, rows.top), x_label, _number)
+    return canvas, x
+
+
 def box_plot(plot: str, title: str, boxes: Sequence[Box], x_label: str) -> str:
     """One row per box: the values as dots, quartiles as a box, the median as a bar, whiskers
     to the furthest values within 1.5 IQR, and a diamond at the 95th percentile."""
     rows = _Rows([b.label for b in boxes], 38.0)
-    row = rows.row
-    width, top = 1000.0, 12.0
-    left, right = rows.width, width - 60
-    bottom = top + row * len(boxes)
-    height = bottom + 56
-    canvas = _Canvas(plot, width, height, title)
-    x = _linear(0.0, max(v for b in boxes for v in b.values), left, right)
-    _frame(canvas, x, _Axis(0.0, 1.0, bottom, top), x_label, _number)
+    most = max(v for b in boxes for v in b.values)
+    canvas, x = _row_chart(plot, title, rows, 60, most, x_label)
     for i, box in enumerate(boxes):
-        mid = top + row * (i + 0.5)
+        mid = rows.mid(i)
         values = sorted(box.values)
         q1, median, q3 = (percentile(values, q) for q in (25, 50, 75))
         p95 = percentile(values, 95)
@@ -574,25 +586,19 @@ def box_plot(plot: str, title: str, boxes: Sequence[Box], x_label: str) -> str:
             stroke_width=1.5,
         )
         canvas.close("g")
-        rows.draw(canvas, i, left - 8, mid)
-        canvas.text(right + 8, mid + 4, f"n={len(values)}", class_="tick")
+        rows.draw(canvas, i, x.start - 8, mid)
+        canvas.text(x.end + 8, mid + 4, f"n={len(values)}", class_="tick")
     return canvas.render()
 
 
 def bar_plot(plot: str, title: str, bars: Sequence[Bar], x_label: str) -> str:
     """One horizontal bar per row with its value printed; rows without a value say so."""
     rows = _Rows([b.label for b in bars], 30.0)
-    row = rows.row
-    width, top = 1000.0, 12.0
-    left, right = rows.width, width - 110
-    bottom = top + row * len(bars)
-    height = bottom + 56
-    canvas = _Canvas(plot, width, height, title)
-    measured = [b.value for b in bars if b.value is not None]
-    x = _linear(0.0, max(measured), left, right)
-    _frame(canvas, x, _Axis(0.0, 1.0, bottom, top), x_label, _number)
+    most = max(b.value for b in bars if b.value is not None)
+    canvas, x = _row_chart(plot, title, rows, 110, most, x_label)
+    left = x.start
     for i, bar in enumerate(bars):
-        mid = top + row * (i + 0.5)
+        mid = rows.mid(i)
         rows.draw(canvas, i, left - 8, mid)
         if bar.value is None:
             canvas.text(left + 6, mid + 4, bar.text, class_="tick missing")
