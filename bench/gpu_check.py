@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from codeduel.models._torch_engine import SHAPES, TorchEngine, dummy_weights
+from codeduel.models._torch_engine import TorchEngine
+from codeduel.models._torch_weights import SHAPES, dummy_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_humaneval import Count
@@ -46,7 +47,7 @@ def main() -> None:
     ]
     budgets = [int(b) for b in torch.randint(5, 300, (args.n,), generator=gen)]
     graphs = TorchEngine(weights, slots=32, max_len=1024, stop_ids=[], compile=args.compile)
-    print(f"capture: {graphs.capture_all():.2f} s for {len(graphs._graphs)} graphs")
+    print(f"capture: {graphs.forward.capture_all():.2f} s for {len(graphs.forward.graphs)} graphs")
     eager = TorchEngine(
         weights, slots=32, max_len=1024, stop_ids=[], cuda_graphs=False, compile=args.compile
     )

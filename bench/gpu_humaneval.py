@@ -219,14 +219,15 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
         f"median latency {statistics.median(s['latency_s'] for s in single):.3f} s",
         flush=True,
     )
-    report["weights_bytes"] = engine.w.nbytes()
-    report["params"] = engine.shape.params()
-    report["shape"] = engine.shape.__dict__
+    report["weights_bytes"] = engine.forward.w.nbytes()
+    report["params"] = engine.forward.shape.params()
+    report["shape"] = engine.forward.shape.__dict__
     provider.close()
 
 
 def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None:
-    from codeduel.models._torch_engine import SHAPES, TorchEngine, dummy_weights
+    from codeduel.models._torch_engine import TorchEngine
+    from codeduel.models._torch_weights import SHAPES, dummy_weights
 
     shape = SHAPES[args.dummy]
     dtype = getattr(torch, args.dtype)
@@ -236,7 +237,7 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
     engine = TorchEngine(
         weights, slots=args.parallel, max_len=args.max_len, stop_ids=[], compile=args.compile
     )
-    capture_s = engine.capture_all()
+    capture_s = engine.forward.capture_all()
     report["warmup"] = {"load_s": time.perf_counter() - start - capture_s, "capture_s": capture_s}
     gen = torch.Generator().manual_seed(0)
 
@@ -295,7 +296,8 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
 def scaling(args: argparse.Namespace, device: torch.device, report: dict) -> None:
     """Generation throughput at k samples per task (the first `--tasks` tasks' lengths × k),
     for each slot count in `--parallel-sweep`: where adding sequences stops paying."""
-    from codeduel.models._torch_engine import SHAPES, TorchEngine, dummy_weights
+    from codeduel.models._torch_engine import TorchEngine
+    from codeduel.models._torch_weights import SHAPES, dummy_weights
 
     shape = SHAPES[args.dummy]
     dtype = getattr(torch, args.dtype)
@@ -306,7 +308,7 @@ def scaling(args: argparse.Namespace, device: torch.device, report: dict) -> Non
     rows = []
     for slots in args.parallel_sweep:
         engine = TorchEngine(weights, slots=slots, max_len=args.max_len, stop_ids=[])
-        capture_s = engine.capture_all()
+        capture_s = engine.forward.capture_all()
         for k in args.samples_per_task:
             pairs = [pair for pair in lengths for _ in range(k)]
             prompts = [

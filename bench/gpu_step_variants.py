@@ -17,7 +17,8 @@ import statistics
 
 import torch
 
-from codeduel.models import _torch_engine as te
+from codeduel.models import _torch_forward as tf
+from codeduel.models._torch_weights import SHAPES, dummy_weights
 
 
 def time_replays(graph: torch.cuda.CUDAGraph, reps: int) -> float:
@@ -53,26 +54,23 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     device = torch.device("cuda")
-    weights = te.dummy_weights(te.SHAPES[args.shape], device, torch.bfloat16)
+    weights = dummy_weights(SHAPES[args.shape], device, torch.bfloat16)
     print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.shape}")
-    layer = te._decode_layer
+    layer = tf._decode_layer
     for name in args.variants:
-        te._decode_layer = torch.compile(layer, dynamic=True) if name == "whole-layer" else layer
-        engine = te.TorchEngine(
-            weights, slots=max(args.n), max_len=2048, stop_ids=[], compile=name == "compiled"
-        )
+        tf._decode_layer = torch.compile(layer, dynamic=True) if name == "whole-layer" else layer
+        forward = tf.Forward(weights, slots=max(args.n), max_len=2048, compile=name == "compiled")
         with torch.inference_mode():
             for n in args.n:
-                graph = engine._capture(n, args.length, False)
+                graph = forward.capture(n, args.length, False)
                 ms = time_replays(graph, args.reps)
                 print(f"{name:12s} n={n:<4d} {ms:7.3f} ms per step  {n / ms * 1e3:9.0f} tok/s")
             if args.profile:
-                graph = engine._graphs[(args.n[0], args.length, False)]
+                graph = forward.graphs[(args.n[0], args.length, False)]
                 print(kernel_table(graph, 25))
-        engine.close()
-        del engine
+        del forward
         torch.cuda.empty_cache()
-    te._decode_layer = layer
+    tf._decode_layer = layer
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ pytest.importorskip("gguf")
 
 from codeduel.benchmarks import load_benchmark  # noqa: E402
 from codeduel.models import GenerateConfig, Message, Model, load_model, parse_model_spec  # noqa: E402
-from codeduel.models._torch_engine import TorchEngine, from_hf  # noqa: E402
+from codeduel.models._torch_engine import TorchEngine  # noqa: E402
+from codeduel.models._torch_weights import from_hf  # noqa: E402
 from codeduel.models.bundled import resolve_model_file  # noqa: E402
 from codeduel.prompts import code_prompt  # noqa: E402
 

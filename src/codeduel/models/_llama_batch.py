@@ -1,19 +1,17 @@
 """Continuous batching on llama.cpp: many sequences decode together in one context.
 
-One thread owns a llama.cpp context with a KV stream per slot. Each step it puts one token of
-every decoding sequence, plus as much of the waiting prompts as the batch holds, into a single
-`llama_decode`, then samples each sequence from its own row of logits. A request takes a free
-slot as soon as one is released, so a repair turn or the next task joins the batch at once
-instead of waiting for the batch to drain (what llama.cpp's own server calls continuous
-batching). Imported only by the `llamacpp` provider.
+On the shared scheduler (`_scheduler`), one thread owns a llama.cpp context with a KV stream
+per slot. Each step it puts one token of every decoding sequence, plus as much of the waiting
+prompts as the batch holds, into a single `llama_decode`, then samples each sequence from its
+own row of logits. A request takes a free slot as soon as one is released, so a repair turn or
+the next task joins the batch at once instead of waiting for the batch to drain (what
+llama.cpp's own server calls continuous batching). Imported only by the `llamacpp` provider.
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import ctypes
-import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,10 +19,10 @@ from typing import Protocol
 import llama_cpp
 
 from codeduel.errors import ModelError
-from codeduel.models._futures import fail, resolve
+from codeduel.models._scheduler import Finished, Request, Scheduler, Slot
 from codeduel.types import GenerateConfig
 
-__all__ = ["BatchEngine", "Finished", "TokenSink"]
+__all__ = ["BatchEngine", "TokenSink"]
 
 
 class TokenSink(Protocol):
@@ -33,43 +31,26 @@ class TokenSink(Protocol):
     def push(self, token: int) -> bool: ...
 
 
-@dataclass(frozen=True)
-class Finished:
-    """When a request's first token came and when it ended (perf_counter seconds)."""
-
-    started: float
-    first_token: float | None
-    ended: float
-    # This sequence's share of the engine's time: each step's time x its share of the tokens.
-    busy_s: float
-
-
-@dataclass
-class _Request:
-    tokens: list[int]
+@dataclass(kw_only=True)
+class _Request(Request):
     config: GenerateConfig
     sink: TokenSink
-    future: concurrent.futures.Future[Finished]
 
 
-@dataclass
-class _Slot:
+@dataclass(kw_only=True)
+class _Slot(Slot[_Request]):
     seq_id: int
-    request: _Request
     sampler: ctypes.c_void_p
-    started: float
     n_past: int = 0
     # The last sampled token, still to be decoded, once the prompt is in.
     pending: int | None = None
-    first_token: float | None = None
-    busy_s: float = 0.0
 
     @property
     def prefilling(self) -> bool:
         return self.n_past < len(self.request.tokens)
 
 
-class BatchEngine:
+class BatchEngine(Scheduler[_Request, _Slot]):
     """Decodes up to `slots` sequences at once on `model` (a llama.cpp model pointer)."""
 
     def __init__(
@@ -81,6 +62,7 @@ class BatchEngine:
         n_ctx_per_slot: int,
         n_batch: int,
     ) -> None:
+        super().__init__(slots=slots, what="the llama.cpp batch engine", thread="llama-batch")
         params = llama_cpp.llama_context_params.from_buffer_copy(base)
         params.n_ctx = slots * n_ctx_per_slot
         params.n_batch = n_batch
@@ -95,59 +77,20 @@ class BatchEngine:
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(model)
-        self.slots = slots
         self.n_ctx_per_slot = llama_cpp.llama_n_ctx(ctx) // slots
         self._n_batch = n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self._queue: collections.deque[_Request] = collections.deque()
         self._free = list(range(slots - 1, -1, -1))
-        self._active: list[_Slot] = []
-        self._cv = threading.Condition()
-        self._closing = False
-        self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
-        self._thread.start()
+        self._start()
 
     def submit(
         self, tokens: list[int], config: GenerateConfig, sink: TokenSink
     ) -> concurrent.futures.Future[Finished]:
-        future: concurrent.futures.Future[Finished] = concurrent.futures.Future()
-        with self._cv:
-            if self._closing:
-                raise ModelError("the llama.cpp batch engine is closed")
-            self._queue.append(_Request(tokens, config, sink, future))
-            self._cv.notify()
-        return future
+        return self._enqueue(_Request(tokens=tokens, config=config, sink=sink))
 
-    def close(self) -> None:
-        with self._cv:
-            self._closing = True
-            self._cv.notify()
-        self._thread.join()
-        for slot in self._active:
-            llama_cpp.llama_sampler_free(slot.sampler)
-            fail(slot.request.future, ModelError("the llama.cpp batch engine was closed"))
-        for request in self._queue:
-            fail(request.future, ModelError("the llama.cpp batch engine was closed"))
-        self._active.clear()
-        self._queue.clear()
+    def _free_engine(self) -> None:
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cv:
-                while not self._closing and not self._queue and not self._active:
-                    self._cv.wait()
-                if self._closing:
-                    return
-                self._admit()
-            if not self._active:
-                continue
-            try:
-                self._step()
-            except Exception as exc:  # a failed decode fails every sequence in it
-                for slot in list(self._active):
-                    self._release(slot, error=exc)
 
     def _admit(self) -> None:
         while self._queue and self._free:
@@ -157,7 +100,7 @@ class BatchEngine:
             seq_id = self._free.pop()
             llama_cpp.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
             self._active.append(
-                _Slot(seq_id, request, _sampler(request.config), time.perf_counter())
+                _Slot(request=request, seq_id=seq_id, sampler=_sampler(request.config))
             )
 
     def _step(self) -> None:
@@ -204,29 +147,24 @@ class BatchEngine:
         if code != 0:
             raise ModelError(f"llama_decode failed with code {code}")
         now = time.perf_counter()
-        for slot, tokens in parts:
-            slot.busy_s += (now - started) * len(tokens) / n
+        self._charge(now - started, [(slot, len(tokens)) for slot, tokens in parts], n)
         for slot, row in sampled:
             token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, row)
             if slot.first_token is None:
                 slot.first_token = now
+            slot.out.append(token)
             done = slot.request.future.cancelled() or slot.request.sink.push(token)
             if done or slot.n_past >= self.n_ctx_per_slot:
-                self._release(slot)
+                self._active.remove(slot)
+                self._drop(slot)
+                self._resolve(slot, time.perf_counter())
             else:
                 slot.pending = token
 
-    def _release(self, slot: _Slot, error: BaseException | None = None) -> None:
-        self._active.remove(slot)
+    def _drop(self, slot: _Slot) -> None:
         llama_cpp.llama_sampler_free(slot.sampler)
         llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
         self._free.append(slot.seq_id)
-        future = slot.request.future
-        if error is not None:
-            fail(future, error)
-        else:
-            finished = Finished(slot.started, slot.first_token, time.perf_counter(), slot.busy_s)
-            resolve(future, finished)
 
 
 def _sampler(config: GenerateConfig) -> ctypes.c_void_p:

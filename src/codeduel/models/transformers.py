@@ -90,7 +90,8 @@ class TransformersProvider(Provider):
                 "pip install 'codeduel[gpu]'"
             ) from None
 
-        from codeduel.models._torch_engine import TorchEngine, from_hf
+        from codeduel.models._torch_engine import TorchEngine
+        from codeduel.models._torch_weights import from_hf
 
         device = torch.device(self.opts.device)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -137,12 +138,12 @@ class TransformersProvider(Provider):
             compile=self.opts.compile,
         )
         moved = time.perf_counter()
-        capture_s = engine.capture_all()
+        capture_s = engine.forward.capture_all()
         self.timings = {
             "load_s": loaded - start,
             "to_device_s": moved - loaded,
             "capture_s": capture_s,
-            "graphs": float(len(engine._graphs)),
+            "graphs": float(len(engine.forward.graphs)),
         }
         return engine
 
@@ -238,9 +239,9 @@ class TransformersProvider(Provider):
             "model_file": str(self._path),
             "model_sha256": model_sha256(self.model, self._path),
             "family": self._family.name,
-            "weights_bytes": engine.w.nbytes(),
-            "cuda_graphs": engine.graphs_enabled,
-            "compiled": engine.compiled,
+            "weights_bytes": engine.forward.w.nbytes(),
+            "cuda_graphs": engine.forward.graphs_enabled,
+            "compiled": engine.forward.compiled,
             "warmup": self.timings,
             "options": self.opts.model_dump(),
         }
