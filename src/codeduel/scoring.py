@@ -44,15 +44,19 @@ async def calibrate_timeouts(
 ) -> dict[str, float]:
     """Per-task limit = max(floor, factor × the reference solution's time on this host)."""
     refs = [(t, t.reference_solution()) for t in tasks]
-    jobs = [(t.program(ref), max(floor_s, 10.0)) for t, ref in refs if ref is not None]
+    jobs = [
+        (t.program(ref), max(floor_s, 10.0, 2 * t.min_timeout_s))
+        for t, ref in refs
+        if ref is not None
+    ]
     timed = iter(await executor.run_many(jobs))
     limits = {}
     for task, ref in refs:
-        limit = floor_s
+        limit = max(floor_s, task.min_timeout_s)
         if ref is not None:
             result = next(timed)
             if result.status == "passed":
-                limit = max(floor_s, factor * result.duration_s)
+                limit = max(limit, factor * result.duration_s)
         limits[task.task_id] = round(limit, 3)
     return limits
 

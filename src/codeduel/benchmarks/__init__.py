@@ -9,7 +9,7 @@ from codeduel.errors import BenchmarkError
 
 __all__ = ["BUILTIN_BENCHMARKS", "Benchmark", "Task", "TestStyle", "load_benchmark"]
 
-BUILTIN_BENCHMARKS = ("humaneval", "mbpp")
+BUILTIN_BENCHMARKS = ("humaneval", "mbpp", "accel-torch", "accel-cupy")
 
 
 def load_benchmark(name_or_path: str) -> Benchmark:
@@ -22,6 +22,10 @@ def load_benchmark(name_or_path: str) -> Benchmark:
         from codeduel.benchmarks.mbpp import load_mbpp
 
         return load_mbpp()
+    if name_or_path in ("accel-torch", "accel-cupy"):
+        from codeduel.benchmarks.accel import load_accel
+
+        return load_accel(name_or_path)
     path = Path(name_or_path)
     if path.suffix in {".jsonl", ".json"} or path.exists():
         from codeduel.benchmarks.jsonl import load_jsonl_benchmark

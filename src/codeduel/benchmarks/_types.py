@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 __all__ = ["Benchmark", "Task", "TestStyle"]
 
@@ -26,6 +26,8 @@ class Task:
     # Assert lines the model may see and get feedback from (the prompt's examples); empty when
     # the task has none. The score always comes from `test`, the hidden tests.
     visible_test: str = ""
+    # The least time limit any of its programs gets (a GPU task's imports and device start).
+    min_timeout_s: ClassVar[float] = 0.0
 
     def program(self, solution: str) -> str:
         """The whole program the sandbox runs for one candidate solution."""

@@ -1,4 +1,5 @@
-"""Task files in HumanEval's schema: one JSON object per line.
+"""Task files in HumanEval's schema: one JSON object per line (or, for GPU tasks, the schema
+of `codeduel.benchmarks.accel`, recognised by its `reference` and `inputs` fields).
 
 An optional string field `visible_test` holds assert lines the model may get feedback from; when
 it is absent they are read from the examples in the prompt's docstring.
@@ -14,6 +15,7 @@ from typing import Any
 
 from codeduel.benchmarks._types import Benchmark, Task
 from codeduel.benchmarks._visible import docstring_checks
+from codeduel.benchmarks.accel import is_accel_row, parse_accel_rows
 from codeduel.errors import BenchmarkError
 
 __all__ = ["load_jsonl_benchmark", "parse_humaneval_lines", "read_jsonl"]
@@ -104,5 +106,16 @@ def load_jsonl_benchmark(path: Path) -> Benchmark:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BenchmarkError(f"{path}: not UTF-8 text") from None
-    tasks = parse_humaneval_lines(text.splitlines(), str(path))
+    rows = read_jsonl(text.splitlines(), str(path))
+    accel = [is_accel_row(obj) for _, obj in rows]
+    tasks: list[Task]
+    if rows and all(accel):
+        tasks = list(parse_accel_rows([(f"{path}:{n}", obj) for n, obj in rows]))
+    elif any(accel):
+        number = rows[accel.index(not accel[0])][0]
+        raise BenchmarkError(
+            f"{path}:{number}: mixes GPU tasks (reference, inputs) with tasks that have tests"
+        )
+    else:
+        tasks = parse_humaneval_lines(text.splitlines(), str(path))
     return Benchmark(path.stem, tuple(tasks), hashlib.sha256(raw).hexdigest(), str(path))

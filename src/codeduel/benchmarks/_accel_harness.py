@@ -1,0 +1,404 @@
+"""The harness that checks and times one GPU answer; its source runs inside the sandbox.
+
+`codeduel.benchmarks.accel` embeds this file's text, with the task and the answer as JSON, in
+the program the executor runs: it is never imported by codeduel itself, and it imports
+nothing of codeduel. It:
+
+1. keeps its own references to every function it measures or compares with, before the
+   answer's code runs (so replacing `torch.cuda.synchronize` or `time.perf_counter` changes
+   nothing it uses, and is reported);
+2. checks the answer at every size on fresh seeded inputs against the NumPy reference:
+   device arrays out (not host arrays), no output sharing memory with an input, values within
+   tolerance (max error and first bad index otherwise);
+3. times it (`time` sizes): warm-up, then each call between a device-wide synchronise and a
+   CUDA event recorded after the device is idle, so work left on another stream is counted;
+   new values are written into the inputs before every timed call and every timed output is
+   checked, so a result cached across calls fails; the median is kept;
+4. measures peak GPU memory per call against the task's budget;
+5. writes one report line (`CODEDUEL-ACCEL {json}`) to stdout, then raises AssertionError
+   when the answer is wrong, so the sandbox's verdict says failed with the reason.
+"""
+
+import json
+import os
+import statistics
+import time
+
+MARK = "CODEDUEL-ACCEL"
+_write = os.write
+_perf_counter = time.perf_counter
+_dumps = json.dumps
+
+
+class _Wrong(Exception):
+    """The answer is wrong at one size: the sentence says how."""
+
+
+def _frameworks(name):
+    import numpy as np
+
+    if name == "torch":
+        import torch
+
+        gpu = torch.cuda.is_available()
+        device = torch.device("cuda", torch.cuda.current_device()) if gpu else torch.device("cpu")
+        return np, torch, gpu, device
+    import cupy
+
+    return np, cupy, True, cupy.cuda.Device()
+
+
+class _Framework:
+    """What the harness needs of torch or CuPy, bound once, before the answer runs."""
+
+    def __init__(self, name):
+        np, fw, gpu, device = _frameworks(name)
+        self.name, self.np, self.fw, self.gpu, self.device = name, np, fw, gpu, device
+        self.subtract, self.absolute, self.multiply = np.subtract, np.absolute, np.multiply
+        self.add, self.less_equal, self.isnan = np.add, np.less_equal, np.isnan
+        self.logical_and, self.logical_or = np.logical_and, np.logical_or
+        self.asarray, self.array_type = np.asarray, np.ndarray
+        if name == "torch":
+            torch = fw
+            self.tensor_type = torch.Tensor
+            self.from_numpy = torch.from_numpy
+            self.copy_ = torch.Tensor.copy_
+            self.to = torch.Tensor.to
+            self.to_host = torch.Tensor.numpy
+            self.detach = torch.Tensor.detach
+            self.cpu = torch.Tensor.cpu
+            if gpu:
+                self.sync = torch.cuda.synchronize
+                self.Event = torch.cuda.Event
+                self.record = torch.cuda.Event.record
+                self.elapsed = torch.cuda.Event.elapsed_time
+                self.event_sync = torch.cuda.Event.synchronize
+                self.reset_peak = torch.cuda.reset_peak_memory_stats
+                self.max_allocated = torch.cuda.max_memory_allocated
+                self.allocated = torch.cuda.memory_allocated
+                self.device_name = torch.cuda.get_device_name(device)
+            else:
+                self.device_name = "cpu"
+        else:
+            cp = fw
+            self.tensor_type = cp.ndarray
+            self.cp_asarray = cp.asarray
+            self.cp_asnumpy = cp.asnumpy
+            self.sync = cp.cuda.Device.synchronize
+            self.Event = cp.cuda.Event
+            self.record = cp.cuda.Event.record
+            self.elapsed = cp.cuda.get_elapsed_time
+            self.event_sync = cp.cuda.Event.synchronize
+            self.copyto = cp.copyto
+            self.device_name = cp.cuda.runtime.getDeviceProperties(device.id)["name"].decode()
+            self.hook = _peak_hook(cp)
+        self.watched = self._watched()
+
+    def _watched(self):
+        """(owner, attribute, value) of what an answer might replace to fake its speed."""
+        names = [(time, "perf_counter"), (time, "perf_counter_ns"), (time, "time")]
+        fw = self.fw
+        if self.name == "torch":
+            names += [(fw.Tensor, "copy_"), (fw.Tensor, "to"), (fw, "from_numpy")]
+            if self.gpu:
+                names += [
+                    (fw.cuda, "synchronize"),
+                    (fw.cuda, "Event"),
+                    (fw.cuda.Event, "record"),
+                    (fw.cuda.Event, "elapsed_time"),
+                    (fw.cuda.Event, "synchronize"),
+                    (fw.cuda, "max_memory_allocated"),
+                    (fw.cuda, "reset_peak_memory_stats"),
+                ]
+        else:
+            names += [
+                (fw.cuda.Device, "synchronize"),
+                (fw.cuda, "Event"),
+                (fw.cuda, "get_elapsed_time"),
+                (fw, "asarray"),
+                (fw, "asnumpy"),
+            ]
+        names += [(self.np, n) for n in ("asarray", "allclose", "isclose", "subtract")]
+        return [(owner, attr, getattr(owner, attr)) for owner, attr in names]
+
+    def check_untouched(self):
+        for owner, attr, value in self.watched:
+            if getattr(owner, attr, None) is not value:
+                what = getattr(owner, "__name__", type(owner).__name__)
+                raise _Wrong(f"the answer replaced {what}.{attr}, which the harness measures with")
+
+    def device_args(self, args):
+        out = []
+        for a in args:
+            if isinstance(a, self.array_type):
+                if self.name == "torch":
+                    out.append(self.to(self.from_numpy(a.copy()), self.device))
+                else:
+                    out.append(self.cp_asarray(a))
+            else:
+                out.append(a)
+        return out
+
+    def refill(self, targets, sources):
+        """Write the values of one input set into the inputs' own memory, in place."""
+        for t, s in zip(targets, sources, strict=True):
+            if isinstance(t, self.tensor_type):
+                if self.name == "torch":
+                    self.copy_(t, s)
+                else:
+                    self.copyto(t, s)
+
+    def host(self, value, what):
+        """A device output as a NumPy array; a host array or other type is an error."""
+        if isinstance(value, self.array_type):
+            raise _Wrong(f"{what} is a NumPy array on the host, not a {self.kind} on the device")
+        if not isinstance(value, self.tensor_type):
+            raise _Wrong(f"{what} is a {type(value).__name__}, not a {self.kind}")
+        if self.name == "torch":
+            if value.device != self.device:
+                raise _Wrong(f"{what} is on {value.device}, not on {self.device}")
+            return self.to_host(self.cpu(self.detach(value)))
+        return self.cp_asnumpy(value)
+
+    @property
+    def kind(self):
+        return "torch tensor" if self.name == "torch" else "cupy array"
+
+    def span(self, value):
+        """(start, end) of the memory behind a device array."""
+        if self.name == "torch":
+            storage = value.untyped_storage()
+            return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
+        base = value.base if value.base is not None else value
+        return base.data.ptr, base.data.ptr + base.nbytes
+
+    def synchronize(self):
+        if self.gpu:
+            if self.name == "torch":
+                self.sync()
+            else:
+                self.sync(self.device)
+
+    def timed(self, call):
+        """(result, ms): the call between a device-wide synchronise and an event recorded
+        after the device is idle again, so work on any stream is counted."""
+        if not self.gpu:
+            start = _perf_counter()
+            result = call()
+            return result, (_perf_counter() - start) * 1e3
+        self.synchronize()
+        if self.name == "torch":
+            begin, end = self.Event(enable_timing=True), self.Event(enable_timing=True)
+            self.record(begin)
+            result = call()
+            self.synchronize()
+            self.record(end)
+            self.event_sync(end)
+            return result, self.elapsed(begin, end)
+        begin, end = self.Event(), self.Event()
+        self.record(begin)
+        result = call()
+        self.synchronize()
+        self.record(end)
+        self.event_sync(end)
+        return result, self.elapsed(begin, end)
+
+    def peak_start(self):
+        if not self.gpu:
+            return None
+        self.synchronize()
+        if self.name == "torch":
+            self.reset_peak(self.device)
+            return self.allocated(self.device)
+        self.hook.reset()
+        return 0
+
+    def peak_bytes(self, before):
+        if before is None:
+            return None
+        self.synchronize()
+        if self.name == "torch":
+            return max(0, self.max_allocated(self.device) - before)
+        return self.hook.peak
+
+
+def _peak_hook(cp):
+    from cupy.cuda import memory_hook
+
+    class Peak(memory_hook.MemoryHook):
+        name = "codeduel-peak"
+
+        def __init__(self):
+            self.now = 0
+            self.peak = 0
+            self.sizes = {}
+
+        def reset(self):
+            self.peak = self.now
+
+        def malloc_postprocess(self, device_id, size, mem_size, mem_ptr, pmem_id):
+            self.sizes[mem_ptr] = mem_size
+            self.now += mem_size
+            self.peak = max(self.peak, self.now)
+
+        def free_postprocess(self, device_id, mem_size, mem_ptr, pmem_id):
+            self.now -= self.sizes.pop(mem_ptr, mem_size)
+
+    hook = Peak()
+    hook.__enter__()
+    return hook
+
+
+def _outputs(value):
+    return list(value) if isinstance(value, tuple) else [value]
+
+
+def _compare(fw, got, want, rtol, atol, label):
+    """Raise `_Wrong` unless `got` matches `want` (NumPy arrays) within the tolerances."""
+    np = fw.np
+    if got.shape != want.shape:
+        raise _Wrong(f"{label}: shape {got.shape}, expected {want.shape}")
+    kinds = {"f": "float", "c": "complex", "i": "int", "u": "int", "b": "bool"}
+    if kinds.get(got.dtype.kind) != kinds.get(want.dtype.kind):
+        raise _Wrong(
+            f"{label}: dtype {got.dtype}, expected {want.dtype.kind}-kind like {want.dtype}"
+        )
+    if want.dtype.kind in "fc":
+        g, w = got.astype(np.float64), want.astype(np.float64)
+        err = fw.absolute(fw.subtract(g, w))
+        ok = fw.less_equal(err, fw.add(atol, fw.multiply(rtol, fw.absolute(w))))
+        ok = fw.logical_or(ok, fw.logical_and(fw.isnan(g), fw.isnan(w)))
+        worst = float(np.nanmax(err)) if err.size else 0.0
+    else:
+        ok = got == want
+        worst = 0.0 if ok.all() else 1.0
+    if not ok.all():
+        index = tuple(int(i) for i in np.argwhere(~ok)[0])
+        bad = int((~ok).sum())
+        raise _Wrong(
+            f"{label}: {bad} of {ok.size} values differ from the reference; first at index "
+            f"{index} (got {got[index].tolist()!r}, expected {want[index].tolist()!r}); "
+            f"max abs error {worst:.3g}"
+        )
+    return worst
+
+
+def _check_disjoint(fw, outs, args):
+    inputs = [fw.span(a) for a in args if isinstance(a, fw.tensor_type)]
+    for k, out in enumerate(outs):
+        if not isinstance(out, fw.tensor_type):
+            continue
+        start, end = fw.span(out)
+        for a_start, a_end in inputs:
+            if start < a_end and a_start < end:
+                raise _Wrong(f"output {k} shares memory with an input (results must be new arrays)")
+
+
+def _run(spec):
+    report = {"framework": spec["framework"], "sizes": {}, "verdict": "passed", "detail": ""}
+    fw = _Framework(spec["framework"])
+    report["device"] = fw.device_name
+    report["gpu"] = fw.gpu
+    np = fw.np
+    ref_ns, inputs_ns = {"__name__": "reference"}, {"__name__": "inputs"}
+    exec(compile(spec["reference"], "<reference>", "exec"), ref_ns)
+    exec(compile(spec["inputs"], "<inputs>", "exec"), inputs_ns)
+    reference, make_inputs = ref_ns[spec["entry_point"]], inputs_ns["make_inputs"]
+    answer_ns = {"__name__": "__main__"}
+    exec(compile(spec["candidate"], "<sample>", "exec"), answer_ns)
+    fw.check_untouched()
+    answer = answer_ns.get(spec["entry_point"])
+    if not callable(answer):
+        raise _Wrong(f"the answer defines no function {spec['entry_point']}")
+    rtol, atol = spec["rtol"], spec["atol"]
+    budget = spec.get("memory_budget_mb")
+    for size in spec["sizes"]:
+        row = {"correct": False}
+        report["sizes"][size] = row
+        worst = 0.0
+        for seed in spec["seeds"]:
+            args = make_inputs(size, seed)
+            want = _outputs(reference(*args))
+            dev = fw.device_args(args)
+            before = fw.peak_start()
+            got = _outputs(answer(*dev))
+            fw.synchronize()
+            peak = fw.peak_bytes(before)
+            if peak is not None:
+                row["peak_bytes"] = max(row.get("peak_bytes", 0), peak)
+            if len(got) != len(want):
+                raise _Wrong(f"{size}: {len(got)} outputs, expected {len(want)}")
+            _check_disjoint(fw, got, dev)
+            for k, (g, w) in enumerate(zip(got, want, strict=True)):
+                label = (
+                    f"{size} input (seed {seed}), output {k}"
+                    if len(want) > 1
+                    else (f"{size} input (seed {seed})")
+                )
+                worst = max(
+                    worst, _compare(fw, fw.host(g, label), np.asarray(w), rtol, atol, label)
+                )
+        row["correct"] = True
+        row["max_abs_err"] = worst
+        peak = row.get("peak_bytes")
+        if budget is not None and peak is not None and peak > budget * 2**20:
+            raise _Wrong(
+                f"{size}: used {row['peak_bytes'] / 2**20:.0f} MB of GPU memory at its peak, "
+                f"over the task's budget of {budget:g} MB"
+            )
+        fw.check_untouched()
+    if fw.gpu:
+        for size in spec["time"]:
+            report["sizes"][size].update(_time(fw, spec, size, answer, reference, make_inputs))
+            fw.check_untouched()
+    return report
+
+
+def _time(fw, spec, size, answer, reference, make_inputs):
+    """Median milliseconds of the answer (and of NumPy, when asked) at `size`."""
+    np = fw.np
+    sets = [make_inputs(size, seed) for seed in spec["time_seeds"]]
+    wants = [[np.asarray(w) for w in _outputs(reference(*s))] for s in sets]
+    sources = [fw.device_args(s) for s in sets]
+    dev = fw.device_args(sets[0])
+    for _ in range(spec.get("warmup", 2)):
+        fw.refill(dev, sources[0])
+        answer(*dev)
+    times = []
+    spent = 0.0
+    k = 0
+    while k < spec.get("min_repeats", 10) or (spent < 0.3e3 and k < spec.get("max_repeats", 50)):
+        which = k % len(sets)
+        fw.refill(dev, sources[which])
+        got, ms = fw.timed(lambda: _outputs(answer(*dev)))
+        for g, w in zip(got, wants[which], strict=True):
+            label = f"{size}, timed call {k + 1} (new values written into the inputs)"
+            _compare(fw, fw.host(g, label), w, spec["rtol"], spec["atol"], label)
+        del got
+        times.append(ms)
+        spent += ms
+        k += 1
+    row = {"gpu_ms": statistics.median(times), "repeats": len(times)}
+    if spec.get("time_numpy"):
+        host = []
+        for _ in range(spec.get("numpy_repeats", 3)):
+            start = _perf_counter()
+            reference(*sets[0])
+            host.append((_perf_counter() - start) * 1e3)
+        row["numpy_ms"] = statistics.median(host)
+    return row
+
+
+def main(spec):
+    try:
+        report = _run(spec)
+    except _Wrong as exc:
+        report = {"framework": spec["framework"], "verdict": "failed", "detail": str(exc)}
+        _emit(report)
+        raise AssertionError(str(exc)) from None
+    _emit(report)
+
+
+def _emit(report):
+    line = "\n" + MARK + " " + _dumps(report, allow_nan=False, default=str) + "\n"
+    _write(1, line.encode())

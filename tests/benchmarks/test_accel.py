@@ -1,0 +1,141 @@
+"""GPU tasks: the task-file schema, and the harness's checks, run on the CPU build of torch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codeduel.benchmarks import load_benchmark
+from codeduel.benchmarks.accel import AccelTask, parse_report
+from codeduel.errors import BenchmarkError
+from codeduel.executors import LocalExecutor
+from codeduel.sandbox import ExecResult, Sandbox
+from tests.cli_run import exit_code
+
+SCALE = {
+    "task_id": "scale",
+    "entry_point": "scale",
+    "reference": (
+        "import numpy as np\n\n\ndef scale(x, a):\n"
+        '    """x * a + 1 for a 1-D float32 array x and a float a."""\n'
+        "    return (x * a + 1.0).astype(np.float32)\n"
+    ),
+    "inputs": (
+        "import numpy as np\n\n\ndef make_inputs(size, seed):\n"
+        "    rng = np.random.default_rng(seed)\n"
+        "    n = {'small': 10, 'medium': 1000, 'large': 100000}[size]\n"
+        "    return (rng.standard_normal(n, dtype=np.float32), 2.0)\n"
+    ),
+    "gpu_reference": "import torch\n\n\ndef scale(x, a):\n    return x * a + 1.0\n",
+}
+
+
+def _task_file(tmp_path: Path, *rows: dict[str, object]) -> Path:
+    path = tmp_path / "gpu.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_a_task_file_of_gpu_tasks_is_recognised(tmp_path: Path) -> None:
+    bench = load_benchmark(str(_task_file(tmp_path, SCALE)))
+    (task,) = bench.tasks
+    assert isinstance(task, AccelTask)
+    assert task.spec.framework == "torch" and task.spec.sizes == ("small", "medium", "large")
+    # The prompt states the contract and shows the NumPy reference.
+    assert "torch tensor on the GPU" in task.prompt and "def scale(x, a):" in task.prompt
+    assert task.reference_solution() == SCALE["gpu_reference"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"entry_point": "not an id"}, "is not a Python identifier"),
+        ({"framework": "jax"}, "framework must be torch or cupy"),
+        ({"inputs": "def make(size, seed):\n    return ()\n"}, "does not define a function"),
+        ({"rtol": "tight"}, "wrong type"),
+        ({"sizes": []}, "sizes must be a non-empty list"),
+    ],
+)
+def test_a_malformed_gpu_task_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], message: str
+) -> None:
+    path = _task_file(tmp_path, {**SCALE, **change})
+    with pytest.raises(BenchmarkError, match=message):
+        load_benchmark(str(path))
+    code = exit_code(["run", str(path), "--db", str(tmp_path / "r.db"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0]
+
+
+def test_gpu_tasks_and_tested_tasks_do_not_mix(tmp_path: Path) -> None:
+    tested = {"task_id": "t", "prompt": "def f():\n", "entry_point": "f", "test": "assert f()"}
+    with pytest.raises(BenchmarkError, match="mixes GPU tasks"):
+        load_benchmark(str(_task_file(tmp_path, tested, SCALE)))
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    with Sandbox(workers=2) as box:
+        yield box
+
+
+# What a hostile or careless answer may do, and the sentence the harness answers it with.
+HOSTILE = {
+    "wrong": ("def scale(x, a):\n    return x * a\n", "values differ from the reference"),
+    "host array": (
+        "def scale(x, a):\n    return x.numpy() * a + 1\n",
+        "is a NumPy array on the host, not a torch tensor",
+    ),
+    "aliased output": (
+        "def scale(x, a):\n    x.mul_(a).add_(1.0)\n    return x\n",
+        "shares memory with an input",
+    ),
+    "patched timer": (
+        "import time\ntime.perf_counter = lambda: 0.0\n\n\n"
+        "def scale(x, a):\n    return x * a + 1\n",
+        "replaced time.perf_counter",
+    ),
+    "wrong shape": ("def scale(x, a):\n    return (x * a + 1)[:5]\n", "shape (5,)"),
+}
+
+
+def _run(box: Sandbox, programs: list[str]) -> list[ExecResult]:
+    return asyncio.run(LocalExecutor(box).run_many([(p, 120.0) for p in programs]))
+
+
+def test_the_reference_passes_and_each_hostile_answer_fails_with_its_reason(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    (task,) = load_benchmark(str(_task_file(tmp_path, SCALE))).tasks
+    assert isinstance(task, AccelTask)
+    reference = task.reference_solution()
+    assert reference is not None
+    answers = [reference, *(answer for answer, _ in HOSTILE.values())]
+    results = _run(sandbox, [task.program(a) for a in answers])
+    first, *rest = results
+    assert first.status == "passed", first.stderr
+    report = parse_report(first.stdout)
+    assert report is not None and report["verdict"] == "passed" and report["gpu"] is False
+    # On the CPU every size is checked and nothing is timed: no speed is claimed.
+    assert set(report["sizes"]) == {"small", "medium", "large"}
+    assert all(row["correct"] and "gpu_ms" not in row for row in report["sizes"].values())
+    for (name, (_, reason)), result in zip(HOSTILE.items(), rest, strict=True):
+        assert result.status == "failed", name
+        assert reason in result.detail, (name, result.detail)
+        hostile_report = parse_report(result.stdout)
+        assert hostile_report is not None and hostile_report["verdict"] == "failed"
+
+
+def test_the_visible_program_checks_only_the_small_size(tmp_path: Path, sandbox: Sandbox) -> None:
+    (task,) = load_benchmark(str(_task_file(tmp_path, SCALE))).tasks
+    assert isinstance(task, AccelTask)
+    # Right on 10 values, wrong beyond: the visible check passes, the hidden one does not.
+    partial = "def scale(x, a):\n    y = x * a + 1\n    y[10:] = 0\n    return y\n"
+    visible, hidden = _run(sandbox, [task.visible_program(partial), task.program(partial)])
+    assert visible.status == "passed", visible.detail
+    assert hidden.status == "failed" and "medium input" in hidden.detail
