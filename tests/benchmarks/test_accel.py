@@ -139,3 +139,20 @@ def test_the_visible_program_checks_only_the_small_size(tmp_path: Path, sandbox:
     visible, hidden = _run(sandbox, [task.visible_program(partial), task.program(partial)])
     assert visible.status == "passed", visible.detail
     assert hidden.status == "failed" and "medium input" in hidden.detail
+
+
+def test_the_gpu_executor_is_refused_in_one_line_without_a_gpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codeduel.executors import gpu_count
+
+    if gpu_count():
+        pytest.skip("this machine has a GPU")
+    argv = ["run", str(_task_file(tmp_path, SCALE)), "--executor", "gpu", "--no-progress"]
+    code = exit_code([*argv, "--db", str(tmp_path / "r.db")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "codeduel: error: --executor gpu needs an NVIDIA GPU, and this machine shows none "
+        "(/dev/nvidia*)"
+    ]

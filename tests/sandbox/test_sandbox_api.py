@@ -30,6 +30,7 @@ def test_public_names() -> None:
         "REQUIRED_LAYERS",
         "Sandbox",
         "Status",
+        "gpu_devices",
         "probe_isolation",
         "probe_layers",
     ]

@@ -52,10 +52,11 @@ unsafe_sandbox_option = click.option(
 # The names of `codeduel.executors.EXECUTORS`, listed here so --help imports nothing more.
 executor_option = click.option(
     "--executor",
-    type=click.Choice(["local"]),
+    type=click.Choice(["local", "gpu"]),
     default="local",
     show_default=True,
-    help="Where model-written programs run: local (this machine's sandbox).",
+    help="Where model-written programs run: local (this machine's sandbox), or gpu (the "
+    "sandbox with the NVIDIA GPUs visible, one program per GPU at a time).",
 )
 generation_options = _group(
     click.option("--max-tokens", type=click.IntRange(min=1), default=768, show_default=True),

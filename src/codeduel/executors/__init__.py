@@ -8,7 +8,15 @@ name with `open_executor` (the CLI's `--executor`), with no change above them.
 from __future__ import annotations
 
 from codeduel.executors._base import Executor
+from codeduel.executors._gpu import GpuExecutor, gpu_count
 from codeduel.executors._local import LocalExecutor
 from codeduel.executors._registry import EXECUTORS, open_executor
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "open_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "GpuExecutor",
+    "LocalExecutor",
+    "gpu_count",
+    "open_executor",
+]

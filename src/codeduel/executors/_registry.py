@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from codeduel.errors import OptionError
 from codeduel.executors._base import Executor
+from codeduel.executors._gpu import GpuExecutor
 from codeduel.executors._local import LocalExecutor
 from codeduel.sandbox import Limits
 
 __all__ = ["EXECUTORS", "open_executor"]
 
-EXECUTORS: dict[str, type[Executor]] = {LocalExecutor.name: LocalExecutor}
+EXECUTORS: dict[str, type[Executor]] = {
+    LocalExecutor.name: LocalExecutor,
+    GpuExecutor.name: GpuExecutor,
+}
 """The executors `open_executor` knows, by name."""
 
 

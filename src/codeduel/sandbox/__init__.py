@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         probe_layers,
     )
     from codeduel.sandbox._types import ExecResult, Limits, Status
+    from codeduel.sandbox._view import gpu_devices
 
 __all__ = [
     "LAUNCH_ENV",
@@ -36,6 +37,7 @@ __all__ = [
     "Limits",
     "Sandbox",
     "Status",
+    "gpu_devices",
     "probe_isolation",
     "probe_layers",
 ]
@@ -45,7 +47,7 @@ __all__ = [
 _HOME = (
     {name: "codeduel.sandbox._sandbox" for name in __all__}
     | {name: "codeduel.sandbox._types" for name in ("ExecResult", "Limits", "Status")}
-    | {"NOT_ROOT": "codeduel.sandbox._protocol"}
+    | {"NOT_ROOT": "codeduel.sandbox._protocol", "gpu_devices": "codeduel.sandbox._view"}
 )
 
 

@@ -369,7 +369,9 @@ class Sandbox:
     A program passes when it runs to its end without raising; see `ExecResult` for the rest.
     Unless `allow_unsafe`, starting raises `UnsafeSandboxError` where a layer of
     `REQUIRED_LAYERS` is not available. `launch` (`auto`, `direct`, `bubblewrap`) says how
-    workers start; by default $CODEDUEL_SANDBOX, else `auto` (see `choose_launch`).
+    workers start; by default $CODEDUEL_SANDBOX, else `auto` (see `choose_launch`). `gpu`:
+    samples also see NVIDIA's device nodes and the driver's libraries, and keep the CUDA
+    variables of the environment (`_view.GPU_ENV`); nothing else is added.
     """
 
     def __init__(
@@ -379,6 +381,7 @@ class Sandbox:
         *,
         allow_unsafe: bool = False,
         launch: str | None = None,
+        gpu: bool = False,
     ) -> None:
         self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
         if self.workers < 1:
@@ -386,7 +389,7 @@ class Sandbox:
         self.limits = limits
         self._closed = False
         self._lock = threading.Lock()
-        config = {"limits": dataclasses.asdict(limits)}
+        config = {"limits": dataclasses.asdict(limits), "gpu": gpu}
         self.launch = choose_launch(launch)
         self._all = [_Worker(config, self.launch) for _ in range(self.workers)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()

@@ -12,8 +12,9 @@ Status = Literal["passed", "failed", "timeout", "error"]
 class Limits:
     """Resource limits applied to every sample process (and its children)."""
 
-    memory_mb: int = 4096
-    """RLIMIT_AS: address space per process."""
+    memory_mb: int | None = 4096
+    """RLIMIT_AS: address space per process; None sets none (CUDA reserves far more address
+    space than it uses, so a GPU sample runs without this limit)."""
     cpu_s: int | None = None
     """RLIMIT_CPU; None means ceil(timeout) + 1, so the wall-clock timeout normally fires first."""
     file_size_mb: int = 16

@@ -28,6 +28,7 @@ namespace was made: by the worker itself, or by bubblewrap around it.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import stat
 import sys
@@ -119,10 +120,46 @@ def _links_on_the_way(path: str, links: dict[str, str]) -> None:
             return
 
 
-def plan_view(sample_ids: tuple[int, int], extra: tuple[str, ...] = ()) -> View:
+GPU_ENV = (
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "LD_LIBRARY_PATH",
+    "CUDA_HOME",
+    "CUDA_PATH",
+)
+"""What a GPU sample keeps of the host's environment: which devices, where the driver is."""
+
+
+def gpu_devices() -> tuple[str, ...]:
+    """NVIDIA's device nodes here: the GPUs, the control and unified-memory devices."""
+    nodes = glob.glob("/dev/nvidia*") + glob.glob("/dev/nvidia-caps/*")
+    return tuple(sorted(n for n in nodes if not os.path.isdir(n)))
+
+
+def gpu_environment() -> tuple[tuple[str, str], ...]:
+    return tuple((name, os.environ[name]) for name in GPU_ENV if name in os.environ)
+
+
+def _gpu_paths() -> set[str]:
+    """Where the driver's libraries may be besides /usr: the loader path, CUDA's home."""
+    paths = set()
+    for name in ("LD_LIBRARY_PATH", "CUDA_HOME", "CUDA_PATH"):
+        for path in os.environ.get(name, "").split(":"):
+            if path.startswith("/") and os.path.isdir(path):
+                paths.add(os.path.normpath(path))
+    return paths
+
+
+def plan_view(
+    sample_ids: tuple[int, int], extra: tuple[str, ...] = (), *, gpu: bool = False
+) -> View:
     """The allowlist for a sample running as `sample_ids` (uid, gid), from this machine.
 
-    `extra`: more host directories to bind (none by default)."""
+    `extra`: more host directories to bind (none by default). `gpu`: NVIDIA's device nodes
+    too, and the directories of the driver's libraries (nothing else is added)."""
+    if gpu:
+        extra = (*extra, *sorted(_gpu_paths()))
     links: dict[str, str] = {}
     binds: set[str] = set()
     for path in SYSTEM:
@@ -162,7 +199,7 @@ def plan_view(sample_ids: tuple[int, int], extra: tuple[str, ...] = ()) -> View:
         ("/etc/hosts", "127.0.0.1 localhost\n::1 localhost\n"),
         ("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n"),
     )
-    devices = tuple(d for d in DEVICES if os.path.exists(d))
+    devices = tuple(d for d in DEVICES if os.path.exists(d)) + (gpu_devices() if gpu else ())
     return View(
         binds=tuple(sorted(binds)),
         symlinks=tuple(sorted(links.items())),

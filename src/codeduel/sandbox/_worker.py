@@ -55,7 +55,7 @@ from codeduel.sandbox._protocol import (
     read_message,
 )
 from codeduel.sandbox._types import Limits
-from codeduel.sandbox._view import View, build_view, plan_view
+from codeduel.sandbox._view import View, build_view, gpu_environment, plan_view
 
 # The stdlib modules that solutions and tests import most, imported once for all samples. Not
 # `random` (nor `statistics`, `tempfile`, `secrets`, which import it): it reseeds itself in every
@@ -136,6 +136,8 @@ class Setup:
     rebinds: tuple[str, ...] = ()
     """Directories of the view under `tmp_dirs` (a virtual environment in /tmp), bound again
     over each sample's fresh tmpfs so that the interpreter still finds them."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables of the host's environment that samples keep (a GPU sandbox's CUDA ones)."""
 
 
 class _Steps:
@@ -365,8 +367,9 @@ def _raise_oom_score() -> None:
 
 def _set_rlimits(limits: Limits, timeout_s: float) -> None:
     cpu_s = limits.cpu_s if limits.cpu_s is not None else math.ceil(timeout_s) + 1
+    memory = resource.RLIM_INFINITY if limits.memory_mb is None else limits.memory_mb * _MIB
     for kind, soft, hard in (
-        (resource.RLIMIT_AS, limits.memory_mb * _MIB, limits.memory_mb * _MIB),
+        (resource.RLIMIT_AS, memory, memory),
         (resource.RLIMIT_CPU, cpu_s, cpu_s + 1),
         (resource.RLIMIT_FSIZE, limits.file_size_mb * _MIB, limits.file_size_mb * _MIB),
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
@@ -374,7 +377,9 @@ def _set_rlimits(limits: Limits, timeout_s: float) -> None:
         (resource.RLIMIT_CORE, 0, 0),
     ):
         _, current_hard = resource.getrlimit(kind)
-        if current_hard != resource.RLIM_INFINITY:
+        if current_hard != resource.RLIM_INFINITY and hard == resource.RLIM_INFINITY:
+            soft = hard = current_hard
+        elif current_hard != resource.RLIM_INFINITY:
             hard = min(hard, current_hard)
             soft = min(soft, hard)
         resource.setrlimit(kind, (soft, hard))
@@ -395,8 +400,9 @@ def _install_fds(targets: dict[int, int], extra: int) -> int:
     return extra
 
 
-def _scrub_process_state(scratch: str) -> None:
+def _scrub_process_state(scratch: str, passed: tuple[tuple[str, str], ...] = ()) -> None:
     os.environ.clear()
+    os.environ.update(passed)
     os.environ.update(
         PATH=f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
         LANG="C.UTF-8",
@@ -485,7 +491,7 @@ def _sample_main(job: _Job, steps: _Steps, stdio: dict[int, int]) -> None:
     steps.ctl = _install_fds(stdio, steps.ctl)
     steps.run("rlimits", lambda: _set_rlimits(setup.limits, job.timeout_s))
     if scratch != SCRATCH_IN_NAMESPACE:
-        _scrub_process_state(scratch)  # otherwise done once, in the fork server
+        _scrub_process_state(scratch, setup.env)  # otherwise done once, in the fork server
     os.close(steps.ctl)
 
 
@@ -839,7 +845,7 @@ def _serve(base: Setup, worker_failures: dict[str, str], channel: _Channel | Non
         return 0
     channel.send(hello)
     if setup.layers is not None and "tmpfs_scratch" in setup.layers:
-        _scrub_process_state(SCRATCH_IN_NAMESPACE)  # what every sample starts with
+        _scrub_process_state(SCRATCH_IN_NAMESPACE, setup.env)  # what every sample starts with
     # Objects that exist now are never scanned by the collector again: fewer copy-on-write faults.
     gc.freeze()
     # The heap that start-up used and freed (imports, the probe) need not be mapped into samples.
@@ -858,6 +864,7 @@ def main(argv: list[str]) -> int:
     _disabled = frozenset(filter(None, os.environ.pop(DISABLE_ENV, "").split(",")))
     channel = None
     limits = Limits()
+    gpu = False
     if argv != ["--probe"]:
         # The protocol moves off fds 0 and 1 so that nothing printed by accident can corrupt it.
         requests, replies = os.dup(0), os.dup(1)
@@ -869,6 +876,7 @@ def main(argv: list[str]) -> int:
         if config is None:
             return 0
         limits = Limits(**config["limits"])
+        gpu = bool(config.get("gpu"))
         channel = _Channel(requests, replies)
     for name in PRELOADED:
         importlib.import_module(name)
@@ -879,9 +887,10 @@ def main(argv: list[str]) -> int:
     else:
         root = os.geteuid() == 0
         ids = (NOBODY, NOBODY) if root else (os.getuid(), os.getgid())
-    view = plan_view(ids)  # on the host's file system, before anything covers it
+    view = plan_view(ids, gpu=gpu)  # on the host's file system, before anything covers it
     worker = enter_worker_namespaces(root, ids, view, entered=outer is not None)
-    base = Setup(limits, None, frozenset(worker.done), root, ids)
+    env = gpu_environment() if gpu else ()
+    base = Setup(limits, None, frozenset(worker.done), root, ids, env=env)
     if "allowlisted_root" in worker.done:
         base = dataclasses.replace(base, rebinds=view.dirs_under(base.tmp_dirs))
     if "server_pid_namespace" not in worker.done:
