@@ -57,11 +57,11 @@ class _Flaky(Provider):
     """Fails `failures` times with a retryable error, then answers."""
 
     name = "flaky"
-    # Its answer is a function of the request: a greedy call may be replayed.
-    capabilities = Capabilities(local=False, max_concurrency=2, deterministic_greedy=True)
 
     def __init__(self, failures: int) -> None:
         super().__init__("m", ProviderOptions())
+        # Its answer is a function of the request: a greedy call may be replayed.
+        self.capabilities = Capabilities(local=False, max_concurrency=2, deterministic_greedy=True)
         self.failures = failures
         self.calls = 0
         self.active = 0
@@ -141,7 +141,9 @@ def test_cache_answers_a_repeated_request_without_a_call() -> None:
     assert provider.calls == 2
 
 
-def test_a_provider_whose_greedy_call_is_a_draw_is_never_replayed() -> None:
+def test_a_provider_whose_greedy_call_is_a_draw_is_never_replayed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A cloud API that keeps its own sampling (Anthropic's, here): temperature 0 is no promise.
     provider = _Flaky(failures=0)
     provider.capabilities = Capabilities(local=False, max_concurrency=2)
@@ -150,9 +152,12 @@ def test_a_provider_whose_greedy_call_is_a_draw_is_never_replayed() -> None:
     for _ in range(2):
         assert "cached" not in asyncio.run(model.generate(messages, GenerateConfig())).extra
     assert provider.calls == 2
-    assert load_provider_class("anthropic").capabilities.deterministic_greedy is False
-    assert load_provider_class("anthropic").capabilities.honours_sampling is False
-    assert load_provider_class("llamacpp").capabilities.deterministic_greedy is True
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    anthropic = load_model(ModelSpec("anthropic", "claude-test"), {}).provider
+    assert anthropic.capabilities.deterministic_greedy is False
+    assert anthropic.capabilities.honours_sampling is False
+    llamacpp = load_model(ModelSpec("llamacpp", "smollm2-135m-instruct"), {}).provider
+    assert llamacpp.capabilities.deterministic_greedy is True
 
 
 def test_a_missing_sdk_says_what_to_install_and_a_bug_stays_a_bug() -> None:

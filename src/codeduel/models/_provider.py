@@ -72,7 +72,8 @@ class Provider(abc.ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[ProviderOptions]] = ProviderOptions
-    capabilities: ClassVar[Capabilities]
+    # What this instance can do, as configured: each provider sets it in `__init__`.
+    capabilities: Capabilities
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
         self.model = model

@@ -6,7 +6,6 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import anthropic
@@ -34,6 +33,8 @@ __all__ = ["AnthropicOptions", "AnthropicProvider"]
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
 BASE_URL_VARIABLE = "ANTHROPIC_BASE_URL"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+# Calls in flight at once unless `-M max_concurrency` says.
+DEFAULT_CONCURRENCY = 8
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -58,15 +59,6 @@ class AnthropicOptions(ProviderOptions):
 class AnthropicProvider(Provider):
     name = "anthropic"
     Options = AnthropicOptions
-    # The API takes no sampling parameters (see `_stream`): every answer is a draw at its own
-    # default temperature, never a greedy, replayable one.
-    capabilities = Capabilities(
-        local=False,
-        max_concurrency=8,
-        supports_prefill=True,
-        deterministic_greedy=False,
-        honours_sampling=False,
-    )
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
         super().__init__(model, options)
@@ -77,11 +69,14 @@ class AnthropicProvider(Provider):
             raise OptionError(f"provider anthropic needs an API key: set {KEY_VARIABLE}")
         self._key = key
         self.base_url = options.base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL
-        # The interface declares capabilities per class; this instance's options refine them.
-        self.capabilities = replace(  # type: ignore[misc]
-            type(self).capabilities,
-            max_concurrency=options.max_concurrency or type(self).capabilities.max_concurrency,
+        # The API takes no sampling parameters (see `_stream`): every answer is a draw at its own
+        # default temperature, never a greedy, replayable one.
+        self.capabilities = Capabilities(
+            local=False,
+            max_concurrency=options.max_concurrency or DEFAULT_CONCURRENCY,
             supports_prefill=options.prefill,
+            deterministic_greedy=False,
+            honours_sampling=False,
         )
         self._clients = LoopBoundClient(self._make_client)
 

@@ -6,23 +6,20 @@ import asyncio
 import codecs
 import os
 import resource
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import llama_cpp
 from pydantic import Field
 
 from codeduel.errors import ModelFileError
-from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
+from codeduel.models._chat import render_chat
 from codeduel.models._llama_batch import BatchEngine, TokenSink
-from codeduel.models._provider import Capabilities, Provider, ProviderOptions
+from codeduel.models._local import LocalProvider
+from codeduel.models._provider import ProviderOptions
 from codeduel.models._stops import cut_at_stop
-from codeduel.models.bundled import file_identity, model_sha256, resolve_model_file
-from codeduel.models.families import Family, family_for_template
+from codeduel.models.bundled import model_sha256, resolve_model_file
 from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = ["LlamaCppOptions", "LlamaCppProvider", "render_chat"]
@@ -76,15 +73,11 @@ def _available_memory() -> int | None:
     return None
 
 
-class LlamaCppProvider(Provider):
+class LlamaCppProvider(LocalProvider):
     name = "llamacpp"
     Options = LlamaCppOptions
-    capabilities = Capabilities(
-        local=True, max_concurrency=1, supports_prefill=True, deterministic_greedy=True
-    )
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
-        super().__init__(model, options)
         assert isinstance(options, LlamaCppOptions)
         self.opts: LlamaCppOptions = options
         self.gpu_layers: int = (
@@ -94,24 +87,9 @@ class LlamaCppProvider(Provider):
         self.parallel: int = AUTO_SLOTS_GPU if self._on_gpu else AUTO_SLOTS_CPU
         if options.parallel != "auto":
             self.parallel = options.parallel
-        # The interface declares capabilities per class; `parallel` refines this instance's.
-        self.capabilities = replace(  # type: ignore[misc]
-            type(self).capabilities, max_concurrency=self.parallel
-        )
+        super().__init__(model, options, parallel=self.parallel)
         self._llm: llama_cpp.Llama | None = None
-        self._path: Path | None = None
-        self._template = FALLBACK_TEMPLATE
-        self._family: Family = family_for_template(None)
-        self._bos = ""
-        self._eos = ""
-        self._lock = threading.Lock()
         self._engine: BatchEngine | None = None
-        self._identity: dict[str, str] | None = None
-
-    def identity(self) -> dict[str, Any]:
-        if self._identity is None:
-            self._identity = file_identity(self.model, self._path)
-        return self._identity
 
     def load(self) -> llama_cpp.Llama:
         """Load the weights (once); model file problems become one clear error."""
@@ -131,12 +109,11 @@ class LlamaCppProvider(Provider):
             )
         except ValueError as exc:
             raise ModelFileError(f"llama.cpp could not load {self._path}: {exc}") from None
-        template = llm.metadata.get("tokenizer.chat_template")
-        if template:
-            self._template = template
-        self._family = family_for_template(template)
-        self._bos = _token_text(llm, llm.token_bos())
-        self._eos = _token_text(llm, llm.token_eos())
+        self._use_chat(
+            llm.metadata.get("tokenizer.chat_template"),
+            bos=_token_text(llm, llm.token_bos()),
+            eos=_token_text(llm, llm.token_eos()),
+        )
         if self.opts.parallel == "auto":
             self.parallel = auto_parallel(
                 self._on_gpu, _kv_bytes(llm, self.opts.n_ctx), _available_memory()
@@ -148,11 +125,6 @@ class LlamaCppProvider(Provider):
     def _on_gpu(self) -> bool:
         return self.gpu_layers != 0 and gpu_build()
 
-    @property
-    def family(self) -> Family:
-        self.load()
-        return self._family
-
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         if self.parallel != 1:
             return await self._generate_batched(messages, config)
@@ -162,12 +134,6 @@ class LlamaCppProvider(Provider):
         with self._lock:
             llm = self.load()
             return self._complete(llm, self.render(messages, config), config)
-
-    def render(self, messages: Sequence[Message], config: GenerateConfig) -> str:
-        """The prompt text the model sees (load first)."""
-        return render_chat(
-            self._template, messages, config.prefill, bos_token=self._bos, eos_token=self._eos
-        )
 
     def _prepare(self, llm: llama_cpp.Llama, prompt: str, config: GenerateConfig) -> _Stream:
         # The template may write the BOS token itself; llama.cpp adds it when the vocab asks.

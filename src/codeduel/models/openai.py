@@ -12,7 +12,6 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -64,8 +63,10 @@ class OpenAICompatOptions(OpenAIOptions):
 class OpenAIProvider(Provider):
     name = "openai"
     Options = OpenAIOptions
+    # Calls in flight at once unless `-M max_concurrency` says.
+    default_concurrency: ClassVar[int] = 8
     # OpenAI's API takes temperature 0 but does not promise the same answer twice.
-    capabilities = Capabilities(local=False, max_concurrency=8, supports_prefill=False)
+    greedy_is_deterministic: ClassVar[bool] = False
     # Where the server is when neither the option nor OPENAI_BASE_URL says.
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     # A preset names one kind of local server, so its address wins over OPENAI_BASE_URL.
@@ -83,12 +84,11 @@ class OpenAIProvider(Provider):
         self.opts: OpenAIOptions = options
         self._key, self.key_source = self._resolve_key()
         self.base_url = self._resolve_base_url()
-        cls = type(self)
-        # The interface declares capabilities per class; this instance's options refine them.
-        self.capabilities = replace(  # type: ignore[misc]
-            cls.capabilities,
+        self.capabilities = Capabilities(
             local=self._serves_locally(),
-            max_concurrency=options.max_concurrency or cls.capabilities.max_concurrency,
+            max_concurrency=options.max_concurrency or self.default_concurrency,
+            supports_prefill=False,
+            deterministic_greedy=self.greedy_is_deterministic,
         )
         self._clients = LoopBoundClient(self._make_client)
 
@@ -110,7 +110,7 @@ class OpenAIProvider(Provider):
         return url
 
     def _serves_locally(self) -> bool:
-        return type(self).capabilities.local
+        return False
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         if config.prefill:
@@ -238,11 +238,10 @@ class OpenAIProvider(Provider):
 class OpenAICompatProvider(OpenAIProvider):
     name = "openai-compat"
     Options = OpenAICompatOptions
+    default_concurrency = 4
     # The servers it is for (llama.cpp's, vLLM, Ollama, LM Studio) decode greedily at
     # temperature 0.
-    capabilities = Capabilities(
-        local=False, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
-    )
+    greedy_is_deterministic = True
     default_base_url: ClassVar[str | None] = None
     max_tokens_field = "max_tokens"
     usage_required = False
@@ -269,27 +268,18 @@ class OpenAICompatProvider(OpenAIProvider):
 
 class OllamaProvider(OpenAICompatProvider):
     name = "ollama"
-    capabilities = Capabilities(
-        local=True, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
-    )
     default_base_url = "http://127.0.0.1:11434/v1"
     preset = True
 
 
 class VLLMProvider(OpenAICompatProvider):
     name = "vllm"
-    capabilities = Capabilities(
-        local=True, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
-    )
     default_base_url = "http://127.0.0.1:8000/v1"
     preset = True
 
 
 class LMStudioProvider(OpenAICompatProvider):
     name = "lmstudio"
-    capabilities = Capabilities(
-        local=True, max_concurrency=4, supports_prefill=False, deterministic_greedy=True
-    )
     default_base_url = "http://127.0.0.1:1234/v1"
     preset = True
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +20,10 @@ from pydantic import Field
 
 from codeduel.errors import ModelFileError, OptionError
 from codeduel.extract import AFTER_CODE, CLOSE_FENCE
-from codeduel.models._chat import FALLBACK_TEMPLATE, render_chat
-from codeduel.models._provider import Capabilities, Provider, ProviderOptions
+from codeduel.models._local import LocalProvider
+from codeduel.models._provider import ProviderOptions
 from codeduel.models._stops import cut_at_stop
-from codeduel.models.bundled import file_identity, model_sha256, resolve_model_file
-from codeduel.models.families import Family, family_for_template
+from codeduel.models.bundled import model_sha256, resolve_model_file
 from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = ["TransformersOptions", "TransformersProvider"]
@@ -44,32 +42,20 @@ class TransformersOptions(ProviderOptions):
     compile: bool = True
 
 
-class TransformersProvider(Provider):
+class TransformersProvider(LocalProvider):
     name = "transformers"
     Options = TransformersOptions
-    capabilities = Capabilities(
-        local=True, max_concurrency=256, supports_prefill=True, deterministic_greedy=True
-    )
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
-        super().__init__(model, options)
         assert isinstance(options, TransformersOptions)
+        super().__init__(model, options, parallel=options.parallel)
         self.opts: TransformersOptions = options
-        self.capabilities = replace(  # type: ignore[misc]
-            type(self).capabilities, max_concurrency=options.parallel
-        )
-        self._lock = threading.Lock()
         self._engine: Any = None
         self._tokenizer: Any = None
-        self._template = FALLBACK_TEMPLATE
-        self._family: Family = family_for_template(None)
-        self._path: Path | None = None
         self._vocab: _Vocab | None = None
         self._filters: dict[tuple[str, ...], _StopFilter] = {}
         self._stops: tuple[str, ...] = ()
-        self._bos = self._eos = ""
         self.timings: dict[str, float] = {}
-        self._identity: dict[str, str] | None = None
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -110,12 +96,11 @@ class TransformersProvider(Provider):
         loaded = time.perf_counter()
         weights = from_hf(model, device, dtype)
         del model
-        template = getattr(tokenizer, "chat_template", None)
-        if isinstance(template, str) and template:
-            self._template = template
-        self._family = family_for_template(self._template if template else None)
-        self._bos = tokenizer.bos_token or ""
-        self._eos = tokenizer.eos_token or ""
+        self._use_chat(
+            getattr(tokenizer, "chat_template", None),
+            bos=tokenizer.bos_token or "",
+            eos=tokenizer.eos_token or "",
+        )
         stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         vocab = tokenizer.get_vocab()
         # End-of-turn markers that are tokens stop by id; only the others need matching as text.
@@ -154,17 +139,6 @@ class TransformersProvider(Provider):
             return str(path), {}
         self._path = resolve_model_file(self.model)
         return str(self._path.parent), {"gguf_file": self._path.name}
-
-    @property
-    def family(self) -> Family:
-        self.load()
-        return self._family
-
-    def render(self, messages: Sequence[Message], config: GenerateConfig) -> str:
-        """The prompt text the model sees (load first)."""
-        return render_chat(
-            self._template, messages, config.prefill, bos_token=self._bos, eos_token=self._eos
-        )
 
     # -- generation --------------------------------------------------------------------------
 
@@ -219,11 +193,6 @@ class TransformersProvider(Provider):
         if not self.opts.device.startswith("cuda"):
             return None
         return int(torch.cuda.max_memory_reserved(torch.device(self.opts.device)))
-
-    def identity(self) -> dict[str, Any]:
-        if self._identity is None:
-            self._identity = file_identity(self.model, self._path)
-        return self._identity
 
     def info(self) -> dict[str, Any]:
         import torch
