@@ -317,7 +317,8 @@ class Forward:
         # Its KV writes are the ones the next real step makes anyway (same inputs).
         buffers = (self.tokens_buf, self.pos_buf, self.out_buf)
         saved = [b.clone() for b in buffers]
-        stream = torch.cuda.Stream()
+        # torch.cuda.Stream's constructor is unannotated (and torch may be absent when checked).
+        stream = torch.cuda.Stream()  # type: ignore[no-untyped-call, unused-ignore]
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             self._decode(n, length, sample)
