@@ -1,0 +1,154 @@
+"""Check and time every built-in GPU task's hand-written references with the accel harness.
+
+For each task of accel-torch and accel-cupy: the GPU reference is checked at every size on the
+hidden seeds against the NumPy reference, then timed at every size (median of the harness's
+repeats), with NumPy's time on this host's CPU beside it. One JSON line per task goes to
+--out; a table and the share of tasks faster than NumPy on the large size go to stdout.
+
+    python bench/accel_references.py --framework torch cupy --out refs.jsonl
+    python bench/accel_references.py --sandbox ...    # through --executor gpu, one per task
+
+By default the harness runs in this process (the references are trusted code; CUDA starts
+once), which is what the timing-noise runs use: the same command in separate processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from codeduel.benchmarks import load_benchmark
+from codeduel.benchmarks.accel import HIDDEN_SEEDS, TIME_SEEDS, AccelTask, parse_report
+
+HARNESS = Path(__file__).resolve().parents[1] / "src/codeduel/benchmarks/_accel_harness.py"
+
+
+def _harness() -> Any:
+    spec = importlib.util.spec_from_file_location("accel_harness", HARNESS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _spec(task: AccelTask) -> dict[str, Any]:
+    s = task.spec
+    assert s.gpu_reference is not None
+    return {
+        "framework": s.framework,
+        "entry_point": task.entry_point,
+        "reference": s.reference,
+        "inputs": s.inputs,
+        "candidate": s.gpu_reference,
+        "sizes": list(s.sizes),
+        "seeds": list(HIDDEN_SEEDS),
+        "time": list(s.sizes),
+        "time_seeds": list(TIME_SEEDS),
+        "time_numpy": True,
+        "rtol": s.rtol,
+        "atol": s.atol,
+        "memory_budget_mb": s.memory_budget_mb,
+    }
+
+
+def in_process(tasks: list[AccelTask]) -> list[dict[str, Any]]:
+    harness = _harness()
+    rows = []
+    for task in tasks:
+        start = time.perf_counter()
+        try:
+            report = harness._run(_spec(task))
+        except Exception as exc:
+            report = {"verdict": "failed", "detail": f"{type(exc).__name__}: {exc}"}
+        report["wall_s"] = time.perf_counter() - start
+        rows.append({"task_id": task.task_id, "category": task.spec.category, **report})
+        print(f"  {task.spec.framework} {task.task_id}: {report['verdict']}", file=sys.stderr)
+    return rows
+
+
+def sandboxed(tasks: list[AccelTask]) -> list[dict[str, Any]]:
+    from codeduel.executors import open_executor
+
+    with open_executor("gpu", workers=1) as executor:
+        programs = [(task.reference_program() or "", 600.0) for task in tasks]
+        results = asyncio.run(executor.run_many(programs))
+    rows = []
+    for task, result in zip(tasks, results, strict=True):
+        report = parse_report(result.stdout) or {"verdict": result.status}
+        if result.status != "passed":
+            report["detail"] = result.detail
+        rows.append({"task_id": task.task_id, "category": task.spec.category, **report})
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| framework | task | category | correct (s/m/l) | GPU ms (large) | NumPy ms (large) "
+        "| speedup (large) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sizes = r.get("sizes", {})
+        correct = "/".join("✓" if sizes.get(s, {}).get("correct") else "✗" for s in sizes) or "✗"
+        large = sizes.get("large", {})
+        gpu, cpu = large.get("gpu_ms"), large.get("numpy_ms")
+        speed = f"{cpu / gpu:.1f}×" if gpu and cpu else "—"
+        lines.append(
+            f"| {r['framework']} | {r['task_id']} | {r.get('category', '')} | {correct} "
+            f"| {gpu:.3f} | {cpu:.1f} | {speed} |"
+            if gpu and cpu
+            else f"| {r.get('framework', '')} | {r['task_id']} | {r.get('category', '')} "
+            f"| {correct} | — | — | — |"
+        )
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for framework in sorted({r.get("framework", "") for r in rows}):
+        mine = [r for r in rows if r.get("framework") == framework]
+        passed = [r for r in mine if r.get("verdict") == "passed"]
+        large = [r["sizes"]["large"] for r in passed if "large" in r.get("sizes", {})]
+        faster = [x for x in large if x.get("gpu_ms") and x["numpy_ms"] > x["gpu_ms"]]
+        speedups = [x["numpy_ms"] / x["gpu_ms"] for x in large if x.get("gpu_ms")]
+        geo = math.exp(sum(map(math.log, speedups)) / len(speedups)) if speedups else float("nan")
+        out.append(
+            f"{framework}: {len(passed)}/{len(mine)} references pass every size; "
+            f"faster than NumPy on large: {len(faster)}/{len(mine)} "
+            f"({100 * len(faster) / max(1, len(mine)):.0f}%); geometric-mean speedup on large "
+            f"{geo:.1f}×"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--framework", nargs="+", default=["torch", "cupy"])
+    parser.add_argument("--task", nargs="*", default=[], help="Only these task ids.")
+    parser.add_argument("--sandbox", action="store_true", help="Through --executor gpu.")
+    parser.add_argument("--out", type=Path, help="JSON lines, one per task.")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    for framework in args.framework:
+        tasks = [t for t in load_benchmark(f"accel-{framework}").tasks if isinstance(t, AccelTask)]
+        if args.task:
+            tasks = [t for t in tasks if t.task_id in args.task]
+        run = sandboxed if args.sandbox else in_process
+        rows += [{**r, "framework": framework} for r in run(tasks)]
+    if args.out:
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    print(f"host: {os.cpu_count()} CPUs; NumPy threads: {os.environ.get('OMP_NUM_THREADS', 'all')}")
+    print(_table(rows))
+    print(summary(rows))
+
+
+if __name__ == "__main__":
+    main()
