@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from codeduel.errors import ModelError, OptionError
+from codeduel.errors import ModelError, ModelUnusableError, OptionError
 from codeduel.models import (
     GenerateConfig,
     Message,
@@ -215,6 +216,47 @@ def test_a_wrong_key_fails_at_once_without_showing_it(
     assert wrong not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("code", "kind", "fix"),
+    [
+        (401, "authentication_error", "the API key was rejected: check ANTHROPIC_API_KEY"),
+        (403, "permission_error", "this API key may not use the model: check its permissions"),
+        (404, "not_found_error", "no such model at http://127.0.0.1:{port}: check the model name"),
+    ],
+)
+def test_a_model_no_call_can_use_is_unusable_after_one_request(
+    api: FakeAPI, code: int, kind: str, fix: str
+) -> None:
+    api.fail_every(1, fakeapi.status(code, "you cannot do\nthat"))
+    line = f"anthropic/claude-test: HTTP {code} {kind}: you cannot do that; "
+    fix = fix.format(port=api.url.rsplit(":", 1)[1])
+    with pytest.raises(ModelUnusableError, match=f"^{re.escape(line + fix)}"):
+        _generate(_model(api))
+    assert len(api.posts) == 1
+
+
+def test_a_rejected_key_is_unusable_and_not_shown(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = f"sk-ant-wrong-{secrets.token_hex(8)}"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", wrong)
+    with FakeAPI(api_key=key) as api:
+        with pytest.raises(ModelUnusableError, match="check ANTHROPIC_API_KEY$") as caught:
+            _generate(_model(api))
+        assert len(api.posts) == 1
+    assert wrong not in str(caught.value)
+
+
+@pytest.mark.parametrize("code", [400, 413, 422])
+def test_other_refusals_fail_only_their_call(api: FakeAPI, code: int) -> None:
+    api.fail(1, fakeapi.status(code, "you cannot do that"))
+    model = _model(api)
+    with pytest.raises(ModelError) as caught:
+        _generate(model)
+    assert not isinstance(caught.value, ModelUnusableError)
+    assert _generate(model).text == "Hello there, world."
+
+
 def test_the_key_never_shows_in_info_bodies_or_errors(api: FakeAPI, key: str) -> None:
     # A server that echoes the key back in its error message.
     api.fail(1, fakeapi.status(403, f"key {key} may not use this model"))
@@ -223,6 +265,8 @@ def test_the_key_never_shows_in_info_bodies_or_errors(api: FakeAPI, key: str) ->
     with pytest.raises(ModelError) as caught:
         _generate(model)
     assert key not in str(caught.value) and "[redacted]" in str(caught.value)
+    # The wrapper makes no call after a 403 (unusable); a new one over the provider does.
+    model = Model(SPEC, model.provider, retry=RetryPolicy(max_attempts=3, base_s=0.01))
     _generate(model)
     assert key not in json.dumps(model.provider.info())
     assert key not in json.dumps(model.provider.options.model_dump(mode="json"))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from collections.abc import Iterator
 
 import pytest
 
-from codeduel.errors import ModelError, OptionError
+from codeduel.errors import ModelError, ModelUnusableError, OptionError
 from codeduel.models import (
     GenerateConfig,
     Message,
@@ -184,6 +185,62 @@ def test_a_wrong_key_fails_at_once_without_showing_it(
     assert wrong not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [
+        (401, "the API key was rejected: check OPENAI_API_KEY"),
+        (403, "this API key may not use the model: check its permissions"),
+        (404, "no such model at http://127.0.0.1:{port}/v1: check the model name and base_url"),
+    ],
+)
+def test_a_model_no_call_can_use_is_unusable_after_one_request(
+    api: FakeAPI, code: int, fix: str
+) -> None:
+    api.fail_every(1, fakeapi.status(code, "you cannot do\nthat"))
+    line = f"openai/gpt-test: HTTP {code}: you cannot do that; "
+    fix = fix.format(port=api.url.rsplit(":", 1)[1])
+    with pytest.raises(ModelUnusableError, match=f"^{re.escape(line + fix)}"):
+        _generate(_model(api))
+    assert len(api.posts) == 1
+
+
+def test_a_wrong_address_is_unusable(api: FakeAPI) -> None:
+    # The server's root, not its /v1: every request is a 404.
+    model = _model(api, "openai-compat/local-test", base_url=api.url)
+    with pytest.raises(ModelUnusableError, match="check the model name and base_url$"):
+        _generate(model)
+    assert [r.path for r in api.posts] == ["/chat/completions"]
+
+
+@pytest.mark.parametrize(
+    ("options", "fix"),
+    [
+        ({"api_key": "sk-wrong-7f3a9c"}, "the API key was rejected: check -M api_key"),
+        ({}, "the server wants an API key: pass -M api_key=KEY or set OPENAI_API_KEY"),
+    ],
+)
+def test_compat_says_which_key_to_fix(
+    options: dict[str, str], fix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeAPI(api_key="right") as api:
+        model = _model(api, "openai-compat/local-test", **options)
+        with pytest.raises(ModelUnusableError, match=f"{re.escape(fix)}$") as caught:
+            _generate(model)
+        assert len(api.posts) == 1
+    assert "sk-wrong-7f3a9c" not in str(caught.value)
+
+
+@pytest.mark.parametrize("code", [400, 413, 422])
+def test_other_refusals_fail_only_their_call(api: FakeAPI, code: int) -> None:
+    api.fail(1, fakeapi.status(code, "you cannot do that"))
+    model = _model(api)
+    with pytest.raises(ModelError) as caught:
+        _generate(model)
+    assert not isinstance(caught.value, ModelUnusableError)
+    assert _generate(model).text == ANSWER
+
+
 def test_the_key_never_shows_in_info_bodies_or_errors(api: FakeAPI, key: str) -> None:
     api.fail(1, fakeapi.status(401, f"Incorrect API key provided: {key}."))
     api.fail(2, fakeapi.server_error())
@@ -191,6 +248,8 @@ def test_the_key_never_shows_in_info_bodies_or_errors(api: FakeAPI, key: str) ->
     with pytest.raises(ModelError) as caught:
         _generate(model)
     assert key not in str(caught.value) and "[redacted]" in str(caught.value)
+    # The wrapper makes no call after a 401 (unusable); a new one over the provider does.
+    model = Model(OPENAI, model.provider, retry=RetryPolicy(max_attempts=3, base_s=0.01))
     _generate(model)
     assert key not in json.dumps(model.provider.info())
     assert all(r.authorized and key not in json.dumps(r.body) for r in api.posts)

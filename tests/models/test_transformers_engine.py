@@ -253,3 +253,13 @@ def test_the_stream_stops_at_the_first_stop_and_decodes_rarely(hf: tuple[Any, An
             assert stream.final_text() == expected
         # Only tokens near a line start with a stop's last character are looked at.
         assert decodes < len(ids) / 2
+
+
+def test_an_architecture_the_engine_cannot_run_is_unusable() -> None:
+    from codeduel.errors import ModelUnusableError
+
+    config = transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=16)
+    with pytest.raises(
+        ModelUnusableError, match="Llama-family models .* not 'gpt2': run a GGUF file of this"
+    ):
+        from_hf(transformers.GPT2LMHeadModel(config), torch.device("cpu"), torch.float32)

@@ -1,13 +1,109 @@
-"""HTTP details shared by the API providers: which statuses to retry, how long to wait."""
+"""What the API providers share (`anthropic`, `openai` and its kin): their common options, the
+settings of their SDK clients, their provenance, and one way to report an API's failures.
+
+A transient failure (a rate limit, an overload, a dropped or garbled stream) is worth another
+try. A rejected key (401), a denied permission (403) or an unknown model (404) fails every call
+alike, so it is a `ModelUnusableError` that says what to fix. Any other refusal fails the call.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-__all__ = ["public_url", "retry_after", "retryable_status"]
+from pydantic import Field
+
+from codeduel.errors import ModelError, ModelUnusableError
+from codeduel.models._provider import ProviderOptions, RetryableError
+
+__all__ = [
+    "ApiErrors",
+    "ApiOptions",
+    "api_info",
+    "client_options",
+    "public_url",
+    "retry_after",
+    "retryable_status",
+]
+
+E = TypeVar("E", bound=Exception)
+
+
+class ApiOptions(ProviderOptions):
+    # Wins over the provider's base-URL variable.
+    base_url: str | None = None
+    timeout_s: float = Field(600.0, gt=0)
+    # Calls in flight at once; the provider's default when unset.
+    max_concurrency: int | None = Field(None, ge=1)
+
+
+def client_options(key: str, base_url: str, timeout_s: float) -> dict[str, Any]:
+    """An official SDK client's settings: no retries of its own, since `Model` retries."""
+    return {"api_key": key, "base_url": base_url, "max_retries": 0, "timeout": timeout_s}
+
+
+def api_info(provider: str, model: str, base_url: str, sdk: ModuleType) -> dict[str, Any]:
+    """What each API provider's `info` starts with: the server, less credentials, and the SDK."""
+    return {
+        "provider": provider,
+        "model": model,
+        "base_url": public_url(base_url),
+        "sdk": sdk.__name__,
+        "sdk_version": sdk.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class ApiErrors:
+    """How one provider instance reports its API's failures: as `where` (provider/model), with
+    `secret` (its key) kept out of every message, `key_fix` said for a rejected key."""
+
+    where: str
+    secret: str | None
+    key_fix: str
+    base_url: str
+
+    def redact(self, text: str) -> str:
+        return text.replace(self.secret, "[redacted]") if self.secret else text
+
+    def status(self, code: int, headers: Mapping[str, str], message: str) -> Exception:
+        """The error for HTTP status `code`, which the API explained in `message`."""
+        if retryable_status(code):
+            return RetryableError(message, retry_after_s=retry_after(headers))
+        line = f"{self.where}: {' '.join(message.split())}"
+        fix = {
+            401: self.key_fix,
+            403: "this API key may not use the model: check its permissions or pick another",
+            404: f"no such model at {public_url(self.base_url)}: check the model name and base_url",
+        }.get(code)
+        return ModelUnusableError(f"{line}; {fix}") if fix else ModelError(line)
+
+    @contextlib.contextmanager
+    def mapped(
+        self,
+        status: type[E],
+        on_status: Callable[[E], Exception],
+        broken: tuple[type[Exception], ...],
+    ) -> Iterator[None]:
+        """The SDK's errors in the block as ours: its HTTP status error through `on_status`,
+        and `broken` (no connection, a stream that broke off) and garbled JSON as retryable."""
+        try:
+            yield
+        except status as exc:
+            raise on_status(exc) from None
+        except json.JSONDecodeError as exc:
+            raise RetryableError(f"malformed JSON in the stream: {exc}") from None
+        except broken as exc:
+            raise RetryableError(
+                self.redact(f"the call broke off: {type(exc).__name__}: {exc}")
+            ) from None
 
 
 def retryable_status(code: int) -> bool:

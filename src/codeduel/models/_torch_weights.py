@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from codeduel.errors import ModelError
+from codeduel.errors import ModelUnusableError
 
 __all__ = ["SHAPES", "Layer", "Shape", "Weights", "dummy_weights", "from_hf"]
 
@@ -77,23 +77,24 @@ class Weights:
 
 
 def from_hf(model: Any, device: torch.device, dtype: torch.dtype) -> Weights:
-    """Take the weights of a loaded `transformers` Llama-family model, fused, onto `device`."""
+    """Take the weights of a loaded `transformers` Llama-family model, fused, onto `device`;
+    a model the engine cannot run is `ModelUnusableError`."""
     config = model.config
     kind = getattr(config, "model_type", "")
     if kind not in ("llama", "qwen2", "mistral"):
-        raise ModelError(f"the transformers engine runs Llama-family models, not {kind!r}")
+        raise _unusable(f"Llama-family models (llama, qwen2, mistral) only, not {kind!r}")
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     if rope_type not in ("default", None):
-        raise ModelError(f"rope scaling {rope_type!r} is not supported by the transformers engine")
+        raise _unusable(f"no rope scaling {rope_type!r}")
     theta = rope.get("rope_theta") or getattr(config, "rope_theta", 10000.0)
     window = getattr(config, "sliding_window", None)
     if getattr(config, "use_sliding_window", kind == "mistral" and window is not None):
-        raise ModelError("sliding-window attention is not supported by the transformers engine")
+        raise _unusable("no sliding-window attention")
     first = model.model.layers[0]
     biased = [first.self_attn.o_proj, first.mlp.gate_proj, first.mlp.up_proj, first.mlp.down_proj]
     if any(linear.bias is not None for linear in biased):
-        raise ModelError("output or MLP biases are not supported by the transformers engine")
+        raise _unusable("no output or MLP biases")
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     shape = Shape(
@@ -133,6 +134,13 @@ def from_hf(model: Any, device: torch.device, dtype: torch.dtype) -> Weights:
     head = model.get_output_embeddings().weight
     tied = head.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     return Weights(shape, embed, layers, put(model.model.norm.weight), embed if tied else put(head))
+
+
+def _unusable(what: str) -> ModelUnusableError:
+    return ModelUnusableError(
+        f"the transformers engine runs {what}: run a GGUF file of this model with the llamacpp "
+        "provider"
+    )
 
 
 def dummy_weights(shape: Shape, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Weights:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -18,12 +18,9 @@ from anthropic.types import (
     RawMessageStopEvent,
     TextDelta,
 )
-from pydantic import Field
 
 from codeduel.errors import ModelError, OptionError
-from codeduel.models._http import public_url as _public_url
-from codeduel.models._http import retry_after as _retry_after
-from codeduel.models._http import retryable_status as _retryable_status
+from codeduel.models._http import ApiErrors, ApiOptions, api_info, client_options
 from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
 from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
@@ -46,12 +43,9 @@ _FINISH: dict[str, FinishReason] = {
 _RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 
 
-class AnthropicOptions(ProviderOptions):
-    # Wins over ANTHROPIC_BASE_URL.
-    base_url: str | None = None
-    timeout_s: float = Field(600.0, gt=0)
-    # Calls in flight at once; the provider's default when unset.
-    max_concurrency: int | None = Field(None, ge=1)
+class AnthropicOptions(ApiOptions):
+    """`base_url` wins over ANTHROPIC_BASE_URL."""
+
     # Newer Claude models refuse a prefilled assistant turn: `prefill=false` for those.
     prefill: bool = True
 
@@ -67,7 +61,6 @@ class AnthropicProvider(Provider):
         key = os.environ.get(KEY_VARIABLE, "").strip()
         if not key:
             raise OptionError(f"provider anthropic needs an API key: set {KEY_VARIABLE}")
-        self._key = key
         self.base_url = options.base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL
         # The API takes no sampling parameters (see `_stream`): every answer is a draw at its own
         # default temperature, never a greedy, replayable one.
@@ -78,7 +71,14 @@ class AnthropicProvider(Provider):
             deterministic_greedy=False,
             honours_sampling=False,
         )
-        self._clients = LoopBoundClient(self._make_client)
+        settings = client_options(key, self.base_url, options.timeout_s)
+        self._clients = LoopBoundClient(lambda: anthropic.AsyncAnthropic(**settings))
+        self._errors = ApiErrors(
+            f"{self.name}/{model}",
+            key,
+            key_fix=f"the API key was rejected: check {KEY_VARIABLE}",
+            base_url=self.base_url,
+        )
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         if config.prefill and not self.capabilities.supports_prefill:
@@ -92,18 +92,10 @@ class AnthropicProvider(Provider):
         stops = [s for s in config.stop if s.strip()]
         client = await self._clients.get()
         start = time.perf_counter()
-        try:
+        status_error = functools.partial(self._status_error, prefilled=bool(sent_prefill))
+        broken = (anthropic.APIConnectionError, httpx2.TransportError)
+        with self._errors.mapped(anthropic.APIStatusError, status_error, broken):
             return await self._stream(client, chat, system, stops, config, start)
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc, prefilled=bool(sent_prefill)) from None
-        except anthropic.APIConnectionError as exc:
-            raise RetryableError(self._redact(f"connection failed: {exc.message}")) from None
-        except httpx2.TransportError as exc:
-            raise RetryableError(
-                self._redact(f"the stream broke: {type(exc).__name__}: {exc}")
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise RetryableError(f"malformed JSON in the stream: {exc}") from None
 
     async def _stream(
         self,
@@ -165,40 +157,23 @@ class AnthropicProvider(Provider):
             extra={"stop_reason": stop_reason},
         )
 
-    def _make_client(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(
-            api_key=self._key,
-            base_url=self.base_url,
-            max_retries=0,
-            timeout=self.opts.timeout_s,
-        )
-
     def _status_error(self, exc: anthropic.APIStatusError, *, prefilled: bool) -> Exception:
         kind = exc.type or "error"
-        detail = self._redact(exc.api_message or exc.message)
+        detail = self._errors.redact(exc.api_message or exc.message)
         # An error event inside a 200 stream carries the status of the stream itself.
         if exc.status_code == 200:
             message = f"error event in the stream: {kind}: {detail}"
             if kind in _RETRYABLE_TYPES:
                 return RetryableError(message)
-            return ModelError(f"{self.name}/{self.model}: {message}")
+            return ModelError(f"{self._errors.where}: {message}")
         message = f"HTTP {exc.status_code} {kind}: {detail}"
-        if _retryable_status(exc.status_code):
-            return RetryableError(message, retry_after_s=_retry_after(exc.response.headers))
         if prefilled and exc.status_code == 400:
             message += " (if this model refuses a prefilled answer, pass -M prefill=false)"
-        return ModelError(f"{self.name}/{self.model}: {message}")
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "[redacted]")
+        return self._errors.status(exc.status_code, exc.response.headers, message)
 
     def info(self) -> dict[str, Any]:
         return {
-            "provider": self.name,
-            "model": self.model,
-            "base_url": _public_url(self.base_url),
-            "sdk": "anthropic",
-            "sdk_version": anthropic.__version__,
+            **api_info(self.name, self.model, self.base_url, anthropic),
             "sampling": "model default (temperature and top_p are not sent)",
             "options": self.opts.model_dump(mode="json", exclude={"base_url"}),
         }

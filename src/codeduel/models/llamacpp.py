@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
+import ctypes
 import os
+import re
 import resource
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import llama_cpp
 from pydantic import Field
 
-from codeduel.errors import ModelFileError
+from codeduel.errors import ModelFileError, ModelUnusableError, UserError
 from codeduel.models._chat import render_chat
 from codeduel.models._llama_batch import BatchEngine, TokenSink
 from codeduel.models._local import LocalProvider
@@ -31,6 +36,8 @@ AUTO_SLOTS_CPU = 32
 AUTO_SLOTS_GPU = 64
 # The KV cache of all slots may take at most this share of the memory available at load.
 AUTO_KV_SHARE = 0.25
+# llama.cpp's log callback, which says why a load failed, is one for the process.
+_LOAD_LOG_LOCK = threading.Lock()
 
 
 class LlamaCppOptions(ProviderOptions):
@@ -97,18 +104,19 @@ class LlamaCppProvider(LocalProvider):
             return self._llm
         self._path = resolve_model_file(self.model)
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(self._path),
-                n_ctx=self.opts.n_ctx,
-                n_batch=self.opts.n_batch,
-                n_threads=self.opts.n_threads or os.cpu_count(),
-                n_gpu_layers=self.gpu_layers,
-                flash_attn=self.opts.flash_attn,
-                use_mmap=self.opts.use_mmap,
-                verbose=self.opts.verbose,
-            )
+            with _load_log() as log:
+                llm = llama_cpp.Llama(
+                    model_path=str(self._path),
+                    n_ctx=self.opts.n_ctx,
+                    n_batch=self.opts.n_batch,
+                    n_threads=self.opts.n_threads or os.cpu_count(),
+                    n_gpu_layers=self.gpu_layers,
+                    flash_attn=self.opts.flash_attn,
+                    use_mmap=self.opts.use_mmap,
+                    verbose=self.opts.verbose,
+                )
         except ValueError as exc:
-            raise ModelFileError(f"llama.cpp could not load {self._path}: {exc}") from None
+            raise _load_error(self._path, log, exc) from None
         self._use_chat(
             llm.metadata.get("tokenizer.chat_template"),
             bos=_token_text(llm, llm.token_bos()),
@@ -289,6 +297,40 @@ class _Stream(TokenSink):
             self.finish = "stop"
             return True
         return self.n_out >= self.budget
+
+
+@contextlib.contextmanager
+def _load_log() -> Iterator[list[str]]:
+    """llama.cpp's log lines about failures while a model loads: the binding's own error says
+    only that the load failed, the log says why (an unknown architecture, a truncated file)."""
+    lines: list[str] = []
+    default = llama_cpp._logger.llama_log_callback
+
+    def record(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        # By words, not level: the numbers of the levels changed across ggml versions.
+        if b"error" in text or b"failed" in text:
+            lines.append(text.decode("utf-8", errors="replace").strip())
+        default(level, text, user_data)
+
+    callback = llama_cpp.llama_log_callback(record)
+    with _LOAD_LOG_LOCK:
+        llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+        try:
+            yield lines
+        finally:
+            llama_cpp.llama_log_set(default, ctypes.c_void_p(0))
+
+
+def _load_error(path: Path, log: list[str], exc: ValueError) -> UserError:
+    """Why llama.cpp refused the model file, in one line: the first failure it logged."""
+    first = log[0] if log else str(exc)
+    reason = re.sub(r"^\w+: ", "", first).removeprefix("error loading model: ")
+    if reason.startswith("unknown model architecture"):
+        return ModelUnusableError(
+            f"llama.cpp {llama_cpp.__version__} cannot run {path}: {reason}; "
+            "a newer llama-cpp-python may, or pick another model"
+        )
+    return ModelFileError(f"llama.cpp could not load {path}: {reason}")
 
 
 def _kv_bytes(llm: llama_cpp.Llama, n_ctx: int) -> int | None:

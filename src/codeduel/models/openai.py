@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -17,12 +16,10 @@ from urllib.parse import urlsplit
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
-from codeduel.errors import ModelError, OptionError
-from codeduel.models._http import public_url as _public_url
-from codeduel.models._http import retry_after as _retry_after
-from codeduel.models._http import retryable_status as _retryable_status
+from codeduel.errors import OptionError
+from codeduel.models._http import ApiErrors, ApiOptions, api_info, client_options
 from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
 from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
@@ -45,14 +42,11 @@ NO_KEY = "not-needed"
 MAX_STOPS = 4
 
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+_REJECTED_ENV_KEY = f"the API key was rejected: check {KEY_VARIABLE}"
 
 
-class OpenAIOptions(ProviderOptions):
-    # Wins over OPENAI_BASE_URL.
-    base_url: str | None = None
-    timeout_s: float = Field(600.0, gt=0)
-    # Calls in flight at once; the provider's default when unset.
-    max_concurrency: int | None = Field(None, ge=1)
+class OpenAIOptions(ApiOptions):
+    """`base_url` wins over OPENAI_BASE_URL."""
 
 
 class OpenAICompatOptions(OpenAIOptions):
@@ -82,7 +76,7 @@ class OpenAIProvider(Provider):
         super().__init__(model, options)
         assert isinstance(options, OpenAIOptions)
         self.opts: OpenAIOptions = options
-        self._key, self.key_source = self._resolve_key()
+        key, self.key_source, key_fix = self._resolve_key()
         self.base_url = self._resolve_base_url()
         self.capabilities = Capabilities(
             local=self._serves_locally(),
@@ -90,13 +84,17 @@ class OpenAIProvider(Provider):
             supports_prefill=False,
             deterministic_greedy=self.greedy_is_deterministic,
         )
-        self._clients = LoopBoundClient(self._make_client)
+        settings = client_options(key, self.base_url, options.timeout_s)
+        self._clients = LoopBoundClient(lambda: openai.AsyncOpenAI(**settings))
+        secret = None if key == NO_KEY else key
+        self._errors = ApiErrors(f"{self.name}/{model}", secret, key_fix, self.base_url)
 
-    def _resolve_key(self) -> tuple[str, str]:
+    def _resolve_key(self) -> tuple[str, str, str]:
+        """The key, where it came from, and what to do if the server rejects it."""
         key = os.environ.get(KEY_VARIABLE, "").strip()
         if not key:
             raise OptionError(f"provider {self.name} needs an API key: set {KEY_VARIABLE}")
-        return key, f"env {KEY_VARIABLE}"
+        return key, f"env {KEY_VARIABLE}", _REJECTED_ENV_KEY
 
     def _resolve_base_url(self) -> str:
         cls = type(self)
@@ -118,18 +116,10 @@ class OpenAIProvider(Provider):
         stops = [s for s in config.stop if s]
         client = await self._clients.get()
         start = time.perf_counter()
-        try:
+        # Any other APIError broke the stream: the SDK wraps transport errors mid-stream as
+        # APIConnectionError (a cut, a read timeout), an error object inside a 200 stream as one.
+        with self._errors.mapped(openai.APIStatusError, self._status_error, (openai.APIError,)):
             return await self._stream(client, messages, stops, config, start)
-        except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except openai.APIConnectionError as exc:
-            # The SDK wraps transport errors mid-stream too (a cut, a read timeout).
-            raise RetryableError(self._redact(f"connection failed: {exc.message}")) from None
-        except openai.APIError as exc:
-            # An error object inside a 200 stream: the server failed mid-answer.
-            raise RetryableError(self._redact(f"error in the stream: {exc.message}")) from None
-        except json.JSONDecodeError as exc:
-            raise RetryableError(f"malformed JSON in the stream: {exc}") from None
 
     async def _stream(
         self,
@@ -201,31 +191,14 @@ class OpenAIProvider(Provider):
             extra=extra,
         )
 
-    def _make_client(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=self._key,
-            base_url=self.base_url,
-            max_retries=0,
-            timeout=self.opts.timeout_s,
-        )
-
     def _status_error(self, exc: openai.APIStatusError) -> Exception:
-        detail = self._redact(_api_message(exc.body) or exc.message)
+        detail = self._errors.redact(_api_message(exc.body) or exc.message)
         message = f"HTTP {exc.status_code}: {detail}"
-        if _retryable_status(exc.status_code):
-            return RetryableError(message, retry_after_s=_retry_after(exc.response.headers))
-        return ModelError(f"{self.name}/{self.model}: {message}")
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "[redacted]") if self._key != NO_KEY else text
+        return self._errors.status(exc.status_code, exc.response.headers, message)
 
     def info(self) -> dict[str, Any]:
         return {
-            "provider": self.name,
-            "model": self.model,
-            "base_url": _public_url(self.base_url),
-            "sdk": "openai",
-            "sdk_version": openai.__version__,
+            **api_info(self.name, self.model, self.base_url, openai),
             "api_key": self.key_source,
             "max_tokens_field": self.max_tokens_field,
             "options": self.opts.model_dump(mode="json", exclude={"base_url", "api_key"}),
@@ -246,14 +219,16 @@ class OpenAICompatProvider(OpenAIProvider):
     max_tokens_field = "max_tokens"
     usage_required = False
 
-    def _resolve_key(self) -> tuple[str, str]:
+    def _resolve_key(self) -> tuple[str, str, str]:
         assert isinstance(self.opts, OpenAICompatOptions)
         if self.opts.api_key is not None:
-            return self.opts.api_key.get_secret_value(), "option api_key"
+            rejected = "the API key was rejected: check -M api_key"
+            return self.opts.api_key.get_secret_value(), "option api_key", rejected
         key = os.environ.get(KEY_VARIABLE, "").strip()
         if key:
-            return key, f"env {KEY_VARIABLE}"
-        return NO_KEY, "none"
+            return key, f"env {KEY_VARIABLE}", _REJECTED_ENV_KEY
+        wanted = f"the server wants an API key: pass -M api_key=KEY or set {KEY_VARIABLE}"
+        return NO_KEY, "none", wanted
 
     def _serves_locally(self) -> bool:
         """A server on a loopback address runs on this machine."""

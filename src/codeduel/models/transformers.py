@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from codeduel.errors import ModelFileError, OptionError
+from codeduel.errors import ModelFileError, ModelUnusableError, OptionError
 from codeduel.extract import AFTER_CODE, CLOSE_FENCE
 from codeduel.models._local import LocalProvider
 from codeduel.models._provider import ProviderOptions
@@ -92,9 +92,13 @@ class TransformersProvider(LocalProvider):
             tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
             model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
-            raise ModelFileError(f"transformers could not load {self.model}: {exc}") from None
+            reason = " ".join(str(exc).split())  # transformers' messages run over lines
+            raise ModelFileError(f"transformers could not load {self.model}: {reason}") from None
         loaded = time.perf_counter()
-        weights = from_hf(model, device, dtype)
+        try:
+            weights = from_hf(model, device, dtype)
+        except ModelUnusableError as exc:
+            raise ModelUnusableError(f"transformers/{self.model}: {exc}") from None
         del model
         self._use_chat(
             getattr(tokenizer, "chat_template", None),
