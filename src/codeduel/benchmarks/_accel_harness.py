@@ -187,21 +187,18 @@ class _Framework:
             result = call()
             return result, (_perf_counter() - start) * 1e3
         self.synchronize()
-        if self.name == "torch":
-            begin, end = self.Event(enable_timing=True), self.Event(enable_timing=True)
-            self.record(begin)
-            result = call()
-            self.synchronize()
-            self.record(end)
-            self.event_sync(end)
-            return result, self.elapsed(begin, end)
-        begin, end = self.Event(), self.Event()
+        begin, end = self._event(), self._event()
         self.record(begin)
         result = call()
         self.synchronize()
         self.record(end)
         self.event_sync(end)
         return result, self.elapsed(begin, end)
+
+    def _event(self):
+        if self.name == "torch":
+            return self.Event(enable_timing=True)
+        return self.Event()
 
     def peak_start(self):
         if not self.gpu:

@@ -19,6 +19,7 @@ from codeduel.cli._options import (
     generation_options,
     parse_model_options,
     parse_strategy_options,
+    timeout_option,
     unsafe_sandbox_option,
     workers_option,
 )
@@ -89,13 +90,7 @@ def cli() -> None:
     help="Samples per task (for pass@k).",
 )
 @generation_options
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=3.0,
-    show_default=True,
-    help="Floor of the per-task time limit, seconds (scaled up for slow references).",
-)
+@timeout_option("Floor of the per-task time limit, seconds (scaled up for slow references).")
 @workers_option
 @executor_option
 @click.option("--run-name", help="Name of the run (default: BENCHMARK-TIMESTAMP).")
@@ -181,12 +176,8 @@ def run(
     help='JSONL: {"task_id", "completion"} or {"task_id", "solution"} per line.',
 )
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=3.0,
-    show_default=True,
-    help="Floor of the per-task time limit, seconds (scaled up for slow references, as in run).",
+@timeout_option(
+    "Floor of the per-task time limit, seconds (scaled up for slow references, as in run)."
 )
 @workers_option
 @unsafe_sandbox_option

@@ -15,6 +15,7 @@ __all__ = [
     "generation_options",
     "parse_model_options",
     "parse_strategy_options",
+    "timeout_option",
     "unsafe_sandbox_option",
     "workers_option",
 ]
@@ -58,6 +59,15 @@ executor_option = click.option(
     help="Where model-written programs run: local (this machine's sandbox), or gpu (the "
     "sandbox with the NVIDIA GPUs visible, one program per GPU at a time).",
 )
+
+
+def timeout_option(help: str) -> Callable[[F], F]:
+    """--timeout: the floor of the per-task time limit (the same default everywhere)."""
+    return click.option(
+        "--timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True, help=help
+    )
+
+
 generation_options = _group(
     click.option("--max-tokens", type=click.IntRange(min=1), default=768, show_default=True),
     click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True),

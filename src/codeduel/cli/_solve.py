@@ -15,6 +15,7 @@ from codeduel.cli._options import (
     generation_options,
     parse_model_options,
     parse_strategy_options,
+    timeout_option,
     unsafe_sandbox_option,
 )
 
@@ -128,13 +129,7 @@ def _show_attempt(number: list[int], attempt: Attempt) -> None:
 )
 @click.option("-S", "strategy_options", multiple=True, metavar="KEY=VALUE", help="e.g. attempts=3")
 @generation_options
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=3.0,
-    show_default=True,
-    help="Time limit of a test run, seconds (scaled up for a benchmark's slow reference).",
-)
+@timeout_option("Time limit of a test run, seconds (scaled up for a benchmark's slow reference).")
 @unsafe_sandbox_option
 def solve(
     benchmark: str | None,
