@@ -39,7 +39,7 @@ def _harness() -> Any:
     return module
 
 
-def _spec(task: AccelTask) -> dict[str, Any]:
+def _spec(task: AccelTask, quick: bool = False) -> dict[str, Any]:
     s = task.spec
     assert s.gpu_reference is not None
     return {
@@ -48,24 +48,25 @@ def _spec(task: AccelTask) -> dict[str, Any]:
         "reference": s.reference,
         "inputs": s.inputs,
         "candidate": s.gpu_reference,
-        "sizes": list(s.sizes),
+        # Quick (the timing-noise runs): check the small size, time the large one, GPU only.
+        "sizes": list(s.sizes[:1] if quick else s.sizes),
         "seeds": list(HIDDEN_SEEDS),
-        "time": list(s.sizes),
+        "time": list(s.sizes[-1:] if quick else s.sizes),
         "time_seeds": list(TIME_SEEDS),
-        "time_numpy": True,
+        "time_numpy": not quick,
         "rtol": s.rtol,
         "atol": s.atol,
         "memory_budget_mb": s.memory_budget_mb,
     }
 
 
-def in_process(tasks: list[AccelTask]) -> list[dict[str, Any]]:
+def in_process(tasks: list[AccelTask], quick: bool = False) -> list[dict[str, Any]]:
     harness = _harness()
     rows = []
     for task in tasks:
         start = time.perf_counter()
         try:
-            report = harness._run(_spec(task))
+            report = harness._run(_spec(task, quick))
         except Exception as exc:
             report = {"verdict": "failed", "detail": f"{type(exc).__name__}: {exc}"}
         report["wall_s"] = time.perf_counter() - start
@@ -74,7 +75,7 @@ def in_process(tasks: list[AccelTask]) -> list[dict[str, Any]]:
     return rows
 
 
-def sandboxed(tasks: list[AccelTask]) -> list[dict[str, Any]]:
+def sandboxed(tasks: list[AccelTask], quick: bool = False) -> list[dict[str, Any]]:
     from codeduel.executors import open_executor
 
     with open_executor("gpu", workers=1) as executor:
@@ -100,13 +101,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
         correct = "/".join("✓" if sizes.get(s, {}).get("correct") else "✗" for s in sizes) or "✗"
         large = sizes.get("large", {})
         gpu, cpu = large.get("gpu_ms"), large.get("numpy_ms")
+        gpu_text = f"{gpu:.3f}" if gpu else "—"
+        cpu_text = f"{cpu:.1f}" if cpu else "—"
         speed = f"{cpu / gpu:.1f}×" if gpu and cpu else "—"
         lines.append(
-            f"| {r['framework']} | {r['task_id']} | {r.get('category', '')} | {correct} "
-            f"| {gpu:.3f} | {cpu:.1f} | {speed} |"
-            if gpu and cpu
-            else f"| {r.get('framework', '')} | {r['task_id']} | {r.get('category', '')} "
-            f"| {correct} | — | — | — |"
+            f"| {r.get('framework', '')} | {r['task_id']} | {r.get('category', '')} "
+            f"| {correct} | {gpu_text} | {cpu_text} | {speed} |"
         )
     return "\n".join(lines)
 
@@ -117,8 +117,9 @@ def summary(rows: list[dict[str, Any]]) -> str:
         mine = [r for r in rows if r.get("framework") == framework]
         passed = [r for r in mine if r.get("verdict") == "passed"]
         large = [r["sizes"]["large"] for r in passed if "large" in r.get("sizes", {})]
-        faster = [x for x in large if x.get("gpu_ms") and x["numpy_ms"] > x["gpu_ms"]]
-        speedups = [x["numpy_ms"] / x["gpu_ms"] for x in large if x.get("gpu_ms")]
+        timed = [x for x in large if x.get("gpu_ms") and x.get("numpy_ms")]
+        faster = [x for x in timed if x["numpy_ms"] > x["gpu_ms"]]
+        speedups = [x["numpy_ms"] / x["gpu_ms"] for x in timed]
         geo = math.exp(sum(map(math.log, speedups)) / len(speedups)) if speedups else float("nan")
         out.append(
             f"{framework}: {len(passed)}/{len(mine)} references pass every size; "
@@ -129,20 +130,59 @@ def summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def spread(paths: list[Path]) -> str:
+    """Per task, the large size's GPU time across separate runs: median, min, max, max/min."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            ms = r.get("sizes", {}).get("large", {}).get("gpu_ms")
+            if ms:
+                times.setdefault((r["framework"], r["task_id"]), []).append(ms)
+    lines = [
+        f"{len(paths)} runs; the large size's GPU time per task (ms)",
+        "| framework | task | runs | median | min | max | max/min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ratios = []
+    for (framework, task), values in sorted(times.items()):
+        values.sort()
+        ratio = values[-1] / values[0]
+        ratios.append(ratio)
+        median = values[len(values) // 2]
+        lines.append(
+            f"| {framework} | {task} | {len(values)} | {median:.3f} | {values[0]:.3f} "
+            f"| {values[-1]:.3f} | {ratio:.2f} |"
+        )
+    ratios.sort()
+    if ratios:
+        lines.append(
+            f"max/min across runs: median {ratios[len(ratios) // 2]:.2f}, worst {ratios[-1]:.2f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--framework", nargs="+", default=["torch", "cupy"])
     parser.add_argument("--task", nargs="*", default=[], help="Only these task ids.")
     parser.add_argument("--sandbox", action="store_true", help="Through --executor gpu.")
     parser.add_argument("--out", type=Path, help="JSON lines, one per task.")
+    parser.add_argument(
+        "--quick", action="store_true", help="Check small, time large, no NumPy (noise runs)."
+    )
+    parser.add_argument("--spread", nargs="+", type=Path, help="Summarise runs' JSON lines.")
     args = parser.parse_args()
+    if args.spread:
+        print(spread(args.spread))
+        return
     rows: list[dict[str, Any]] = []
     for framework in args.framework:
         tasks = [t for t in load_benchmark(f"accel-{framework}").tasks if isinstance(t, AccelTask)]
         if args.task:
             tasks = [t for t in tasks if t.task_id in args.task]
         run = sandboxed if args.sandbox else in_process
-        rows += [{**r, "framework": framework} for r in run(tasks)]
+        rows += [{**r, "framework": framework} for r in run(tasks, args.quick)]
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     print(f"host: {os.cpu_count()} CPUs; NumPy threads: {os.environ.get('OMP_NUM_THREADS', 'all')}")
