@@ -15,7 +15,7 @@ from codeduel.errors import BenchmarkError
 from codeduel.executors import open_executor
 from codeduel.metrics import pass_at_k_ci
 from codeduel.records import ExecutionRecord
-from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer, preflight
 from codeduel.util import write_atomic
 
 __all__ = ["evaluate_file", "load_samples"]
@@ -74,6 +74,7 @@ def evaluate_file(
     with open_executor(workers=workers, allow_unsafe=allow_unsafe) as executor:
 
         async def graded() -> list[ExecutionRecord]:
+            await preflight(used, executor)
             scorer = Scorer(executor)
             await scorer.calibrate(used, timeout_s, timeout_factor)
             return await scorer.run_tests([(tasks[t], "hidden", code) for _, t, code in samples])

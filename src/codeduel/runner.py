@@ -25,7 +25,7 @@ from codeduel.models import (
 )
 from codeduel.records import SampleRecord
 from codeduel.sandbox import Limits
-from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer
+from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer, preflight
 from codeduel.store import Run, Store, StoredCalls
 from codeduel.strategies import Context, Strategy, chain_key, get_strategy
 
@@ -244,6 +244,8 @@ def run_benchmark(
         _release(models, owned, caches)
         raise
     try:
+        # GPU tasks whose framework samples cannot import are refused before a run is stored.
+        asyncio.run(preflight(tasks, executor))
         run = _open_run(store, bench, opts, executor)
     except BaseException:
         executor.close()

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from codeduel.benchmarks import Task
+from codeduel.benchmarks.accel import FRAMEWORK_PROBE, AccelTask, framework_problem
+from codeduel.errors import OptionError
 from codeduel.executors import Executor
 from codeduel.extract import NO_CODE
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
@@ -32,6 +34,7 @@ __all__ = [
     "Solution",
     "calibrate_timeouts",
     "final_index",
+    "preflight",
 ]
 
 TIMEOUT_FLOOR_S = 3.0
@@ -59,6 +62,19 @@ async def calibrate_timeouts(
                 limit = max(limit, factor * result.duration_s)
         limits[task.task_id] = round(limit, 3)
     return limits
+
+
+async def preflight(tasks: Sequence[Task], executor: Executor) -> None:
+    """Refuse (one `OptionError` line) tasks that cannot be scored on `executor`: GPU tasks
+    whose framework a sample cannot import, or CuPy ones without a CUDA device."""
+    frameworks = sorted({t.spec.framework for t in tasks if isinstance(t, AccelTask)})
+    if not frameworks:
+        return
+    probe = await executor.run(FRAMEWORK_PROBE, 120.0)
+    for framework in frameworks:
+        problem = framework_problem(framework, probe.stdout)
+        if problem is not None:
+            raise OptionError(f"accel-{framework} cannot be scored here: {problem}")
 
 
 class Pending:

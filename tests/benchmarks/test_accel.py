@@ -156,3 +156,40 @@ def test_the_gpu_executor_is_refused_in_one_line_without_a_gpu(
         "codeduel: error: --executor gpu needs an NVIDIA GPU, and this machine shows none "
         "(/dev/nvidia*)"
     ]
+
+
+def test_cupy_tasks_are_refused_in_one_line_where_cupy_cannot_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("CuPy imports here")
+    path = _task_file(tmp_path, {**SCALE, "framework": "cupy"})
+    db = tmp_path / "r.db"
+    code = exit_code(["run", str(path), "--db", str(db), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "codeduel: error: accel-cupy cannot be scored here: `import cupy` fails where samples "
+        "run (ModuleNotFoundError: No module named 'cupy')"
+    ]
+    # Refused before a run was stored.
+    from codeduel.store import Store
+
+    with Store(db) as store:
+        assert store.latest_unfinished("gpu") is None
+
+
+def test_doctor_says_which_gpu_frameworks_a_sample_sees(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    torch = pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    assert exit_code(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "GPU frameworks a sample sees" in out
+    assert f"torch  {torch.__version__}" in out
+    assert "cupy" in out

@@ -47,6 +47,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: st
         (["run", "humaneval", "--temperature", "-1"], ["--temperature"]),
         # Found by the fuzz test: NaN passed the range check and broke the report's JSON.
         (["run", "humaneval", "--temperature", "nan"], ["--temperature", "finite"]),
+        # Found by the fuzz test too: a NaN time limit reached the sandbox.
+        (["run", "humaneval", "--timeout", "nan"], ["--timeout", "finite"]),
+        (["solve", "--prompt", "def f():", "--timeout", "inf"], ["--timeout", "finite"]),
         (["run", "humaneval", "--strategy", "magic"], ["unknown strategy"]),
         (["report", "no-such-run"], ["no run named"]),
         (["frobnicate"], ["No such command"]),

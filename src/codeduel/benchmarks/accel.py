@@ -32,11 +32,14 @@ from codeduel.errors import BenchmarkError
 __all__ = [
     "ACCEL_BENCHMARKS",
     "FRAMEWORKS",
+    "FRAMEWORK_PROBE",
     "HIDDEN_SEEDS",
     "REPORT_MARK",
     "VISIBLE_SEEDS",
     "AccelSpec",
     "AccelTask",
+    "framework_problem",
+    "frameworks_seen",
     "is_accel_row",
     "load_accel",
     "parse_accel_rows",
@@ -173,6 +176,50 @@ class AccelTask(Task):
 
     def reference_solution(self) -> str | None:
         return self.spec.gpu_reference
+
+
+FRAMEWORK_PROBE = """\
+import json
+seen = {}
+try:
+    import torch
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    names = [torch.cuda.get_device_name(i) for i in range(count)]
+    seen["torch"] = {"version": torch.__version__, "devices": names}
+except Exception as exc:
+    seen["torch"] = {"error": f"{type(exc).__name__}: {exc}"}
+try:
+    import cupy
+    count = cupy.cuda.runtime.getDeviceCount()
+    props = [cupy.cuda.runtime.getDeviceProperties(i) for i in range(count)]
+    seen["cupy"] = {"version": cupy.__version__, "devices": [p["name"].decode() for p in props]}
+except Exception as exc:
+    seen["cupy"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+print("CODEDUEL-FRAMEWORKS " + json.dumps(seen))
+"""
+"""A program that says which GPU frameworks, and which devices, a sample sees."""
+
+
+def frameworks_seen(stdout: str) -> dict[str, Any]:
+    """What `FRAMEWORK_PROBE` printed: per framework, its version and devices, or an error."""
+    for line in stdout.splitlines():
+        if line.startswith("CODEDUEL-FRAMEWORKS "):
+            seen: dict[str, Any] = json.loads(line.split(" ", 1)[1])
+            return seen
+    return {}
+
+
+def framework_problem(framework: Framework, stdout: str) -> str | None:
+    """Why tasks of `framework` cannot be scored where `FRAMEWORK_PROBE` printed `stdout`
+    (None: they can; torch without a GPU checks correctness and measures no speed)."""
+    row = frameworks_seen(stdout).get(framework)
+    if row is None:
+        return f"the framework probe printed nothing for {framework}"
+    if "error" in row:
+        return f"`import {framework}` fails where samples run ({row['error']})"
+    if framework == "cupy" and not row["devices"]:
+        return "CuPy sees no CUDA device where samples run"
+    return None
 
 
 def parse_report(stdout: str) -> dict[str, Any] | None:

@@ -18,6 +18,44 @@ def _llama_cpp() -> str:
         return "not installed: pip install 'codeduel[llama]'"
 
 
+def _gpu_frameworks(unsafe: bool) -> None:
+    """What a sample of the GPU tasks sees: through the GPU executor where there is a GPU."""
+    import asyncio
+
+    from codeduel.benchmarks.accel import (
+        FRAMEWORK_PROBE,
+        FRAMEWORKS,
+        framework_problem,
+        frameworks_seen,
+    )
+    from codeduel.errors import UserError
+    from codeduel.executors import gpu_count, open_executor
+
+    gpus = gpu_count()
+    name = "gpu" if gpus else "local"
+    try:
+        with open_executor(name, workers=1, allow_unsafe=unsafe) as executor:
+            probe = asyncio.run(executor.run(FRAMEWORK_PROBE, 120.0))
+    except UserError as exc:
+        click.echo(f"GPU frameworks: not probed ({exc})")
+        return
+    where = f"--executor gpu, {gpus} GPU(s)" if gpus else "no NVIDIA GPU here: the local sandbox"
+    click.echo(f"GPU frameworks a sample sees ({where}):")
+    seen = frameworks_seen(probe.stdout)
+    for framework in FRAMEWORKS:
+        row = seen.get(framework, {})
+        problem = framework_problem(framework, probe.stdout)
+        if problem is not None:
+            click.echo(f"  {framework:<6} accel-{framework} refused: {problem}")
+        elif row.get("devices"):
+            click.echo(f"  {framework:<6} {row['version']}: {', '.join(row['devices'])}")
+        else:
+            click.echo(
+                f"  {framework:<6} {row['version']}: no GPU; accel-{framework} checks "
+                "correctness on the CPU and measures no speed"
+            )
+
+
 @click.command()
 def doctor() -> None:
     """Check the sandbox's isolation layers, the local engine, bundled models and the store."""
@@ -46,6 +84,7 @@ def doctor() -> None:
         click.echo("  -> run and evaluate refuse untrusted code here unless given --unsafe-sandbox")
     if isolation.hint:
         click.echo(f"  -> {isolation.hint}")
+    _gpu_frameworks(bool(isolation.missing))
     click.echo(f"llama.cpp: {_llama_cpp()}")
     click.echo("Bundled models:")
     for row in bundled_status():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,10 +62,22 @@ executor_option = click.option(
 )
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    # FloatRange lets NaN through (every comparison with it is false).
+    if not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number, not {value}")
+    return value
+
+
 def timeout_option(help: str) -> Callable[[F], F]:
     """--timeout: the floor of the per-task time limit (the same default everywhere)."""
     return click.option(
-        "--timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True, help=help
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=3.0,
+        show_default=True,
+        callback=_finite,
+        help=help,
     )
 
 
