@@ -25,7 +25,7 @@ PROBES = {
 LIMITS = replace(Limits(), memory_mb=None, processes=1024, open_files=1024, cpu_s=600)
 
 
-def probe(disabled: str | None) -> None:
+def probe(disabled: str | None) -> bool:
     if disabled:
         os.environ[DISABLE_ENV] = disabled
     else:
@@ -39,11 +39,20 @@ def probe(disabled: str | None) -> None:
                 f"{name}: {result.status}" + (f" ({result.detail})" if result.detail else "")
             )
     print(f"without {disabled or 'nothing'}: layers off {off}; " + "; ".join(verdicts), flush=True)
+    return all(v.split(": ", 1)[1].startswith("passed") for v in verdicts)
 
 
 def main() -> None:
-    layers = sys.argv[1:] or [None, *PROBED]
-    for layer in layers:
+    """With layer names: those configurations. Without: all layers on, and only if CUDA does
+    not start so, each probed layer off in turn."""
+    if sys.argv[1:]:
+        for layer in sys.argv[1:]:
+            probe(layer)
+        return
+    if probe(None):
+        print("CUDA starts with every layer on: nothing to bisect")
+        return
+    for layer in PROBED:
         probe(layer)
 
 
