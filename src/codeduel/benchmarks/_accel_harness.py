@@ -346,7 +346,8 @@ def _run(spec):
         fw.check_untouched()
     if fw.gpu:
         for size in spec["time"]:
-            report["sizes"][size].update(_time(fw, spec, size, answer, reference, make_inputs))
+            row = report["sizes"].setdefault(size, {})
+            row.update(_time(fw, spec, size, answer, reference, make_inputs))
             fw.check_untouched()
     return report
 
