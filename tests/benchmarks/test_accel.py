@@ -193,3 +193,20 @@ def test_doctor_says_which_gpu_frameworks_a_sample_sees(
     assert "GPU frameworks a sample sees" in out
     assert f"torch  {torch.__version__}" in out
     assert "cupy" in out
+
+
+def test_a_gpu_sandbox_mounts_proc_writable_and_the_default_read_only() -> None:
+    """CUDA's cuInit fails with 304 on a read-only /proc (found on the H200, docs/results/accel/
+    unshare.txt): the GPU sandbox mounts it writable, every other sandbox read-only."""
+    program = (
+        # The last mount on /proc is the sample's own (stacked over the view's directory).
+        "lines = [l for l in open('/proc/self/mountinfo') if l.split()[4] == '/proc']\n"
+        "print(lines[-1].split()[5].split(',')[0])\n"
+    )
+    seen = []
+    for gpu in (False, True):
+        with Sandbox(workers=1, gpu=gpu) as box:
+            result = box.run(program, 10.0)
+        assert result.status == "passed", result.stderr
+        seen.append(result.stdout.strip())
+    assert seen == ["ro", "rw"]

@@ -138,6 +138,8 @@ class Setup:
     over each sample's fresh tmpfs so that the interpreter still finds them."""
     env: tuple[tuple[str, str], ...] = ()
     """Variables of the host's environment that samples keep (a GPU sandbox's CUDA ones)."""
+    gpu: bool = False
+    """Samples see the GPUs (their device nodes are in the view) and get a writable /proc."""
 
 
 class _Steps:
@@ -337,9 +339,11 @@ def _make_root_readonly() -> None:
     linux.set_readonly("/", readonly=True, recursive=True)
 
 
-def _mount_proc() -> None:
-    flags = linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-    linux.mount("proc", "/proc", "proc", flags)
+def _mount_proc(writable: bool = False) -> None:
+    # CUDA's cuInit fails (304, CUDA_ERROR_OPERATING_SYSTEM) on a read-only /proc: a GPU
+    # sandbox mounts it writable; permissions still hold (the sample has no capabilities).
+    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+    linux.mount("proc", "/proc", "proc", flags if writable else flags | linux.MS_RDONLY)
 
 
 def _mount_private_tmp(setup: Setup) -> None:
@@ -472,7 +476,7 @@ def _sample_main(job: _Job, steps: _Steps, stdio: dict[int, int]) -> None:
     if "mount_namespace" in steps.done:
         steps.run("tmpfs_scratch", lambda: _mount_private_tmp(setup))
     if {"pid_namespace", "tmpfs_scratch"} <= steps.done:
-        steps.run("private_proc", _mount_proc)
+        steps.run("private_proc", lambda: _mount_proc(writable=setup.gpu))
     if "tmpfs_scratch" in steps.done:
         scratch = SCRATCH_IN_NAMESPACE
     elif job.host_scratch is not None:
@@ -890,7 +894,7 @@ def main(argv: list[str]) -> int:
     view = plan_view(ids, gpu=gpu)  # on the host's file system, before anything covers it
     worker = enter_worker_namespaces(root, ids, view, entered=outer is not None)
     env = gpu_environment() if gpu else ()
-    base = Setup(limits, None, frozenset(worker.done), root, ids, env=env)
+    base = Setup(limits, None, frozenset(worker.done), root, ids, env=env, gpu=gpu)
     if "allowlisted_root" in worker.done:
         base = dataclasses.replace(base, rebinds=view.dirs_under(base.tmp_dirs))
     if "server_pid_namespace" not in worker.done:
