@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,3 +211,58 @@ def test_a_gpu_sandbox_mounts_proc_writable_and_the_default_read_only() -> None:
         assert result.status == "passed", result.stderr
         seen.append(result.stdout.strip())
     assert seen == ["ro", "rw"]
+
+
+def _harness_module() -> Any:
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "src/codeduel/benchmarks/_accel_harness.py"
+    spec = importlib.util.spec_from_file_location("accel_harness_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _timing(row: dict[str, Any], answer_source: str) -> dict[str, Any]:
+    """The harness's timing loop at the medium size, run here on the CPU build of torch."""
+    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    harness = _harness_module()
+    fw = harness._Framework("torch")
+    ns: dict[str, Any] = {}
+    exec(row["reference"], ns)
+    exec(row["inputs"], ns)
+    answer_ns: dict[str, Any] = {}
+    exec(answer_source, answer_ns)
+    spec = {"time_seeds": [3001, 3002, 3003], "rtol": 1e-4, "atol": 1e-5, "min_repeats": 6}
+    entry = row["entry_point"]
+    result: dict[str, Any] = harness._time(
+        fw, spec, "medium", answer_ns[entry], ns[entry], ns["make_inputs"]
+    )
+    return result
+
+
+def test_the_timing_loop_catches_a_result_cached_across_calls() -> None:
+    honest = _timing(SCALE, "def scale(x, a):\n    return x * a + 1.0\n")
+    assert honest["repeats"] >= 6 and honest["in_place"] is True
+    cached = (
+        "_c = {}\n\n\ndef scale(x, a):\n    if id(x) not in _c:\n"
+        "        _c[id(x)] = x * a + 1.0\n    return _c[id(x)].clone()\n"
+    )
+    # The second call gets the next set's values in the same array: the cache returns the first.
+    with pytest.raises(Exception, match=r"timed call 2 \(new values written") as caught:
+        _timing(SCALE, cached)
+    assert type(caught.value).__name__ == "_Wrong"
+
+
+def test_inputs_whose_shapes_depend_on_the_seed_are_timed_as_separate_arrays() -> None:
+    row = {
+        **SCALE,
+        "inputs": (
+            "import numpy as np\n\n\ndef make_inputs(size, seed):\n"
+            "    rng = np.random.default_rng(seed)\n"
+            "    return (rng.standard_normal(100 + seed % 7, dtype=np.float32), 2.0)\n"
+        ),
+    }
+    timed = _timing(row, "def scale(x, a):\n    return x * a + 1.0\n")
+    assert timed["in_place"] is False and timed["repeats"] >= 6
