@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,13 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point codeduel's cache and store at a temp dir, keeping the assembled model cache."""
     monkeypatch.setenv("CODEDUEL_DB", str(tmp_path / "codeduel.db"))
     return tmp_path
+
+
+@pytest.fixture
+def stub_provider() -> Iterator[str]:
+    """Registers provider `stub` (tests/cli/stub_provider.py); returns a model spec for it."""
+    from codeduel.models import register_provider, unregister_provider
+
+    register_provider("stub", "tests.cli.stub_provider:StubProvider")
+    yield "stub/x"
+    unregister_provider("stub")

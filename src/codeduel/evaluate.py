@@ -112,6 +112,8 @@ def evaluate_file(
                 "detail": r.detail,
                 "duration_s": round(r.duration_s, 4),
                 "timeout_s": r.timeout_s,
+                # A GPU task's harness report: correct, GPU time and peak memory per size.
+                **({"measured": r.extra} if r.extra is not None else {}),
             }
             for (index, task_id, _), r in zip(samples, results, strict=True)
         ],

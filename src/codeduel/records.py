@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from codeduel.types import GenerateConfig, Message, ModelOutput
 
@@ -27,6 +28,8 @@ class ExecutionRecord:
     detail: str
     duration_s: float
     timeout_s: float
+    # What the run measured beyond the verdict: a GPU task's harness report (`parse_report`).
+    extra: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

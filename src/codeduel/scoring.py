@@ -18,7 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from codeduel.benchmarks import Task
-from codeduel.benchmarks.accel import FRAMEWORK_PROBE, AccelTask, framework_problem
+from codeduel.benchmarks.accel import (
+    FRAMEWORK_PROBE,
+    AccelTask,
+    framework_problem,
+    parse_report,
+)
 from codeduel.errors import OptionError
 from codeduel.executors import Executor
 from codeduel.extract import NO_CODE
@@ -33,6 +38,7 @@ __all__ = [
     "Scorer",
     "Solution",
     "calibrate_timeouts",
+    "execution_record",
     "final_index",
     "preflight",
 ]
@@ -192,7 +198,7 @@ class Scorer:
         """Run `program` (one of `task`'s test programs) and record it as `tests`."""
         limit = await self.timeout_s(task)
         result = await self.executor.run(program, limit)
-        return ExecutionRecord(tests, result.status, result.detail, result.duration_s, limit)
+        return execution_record(task, tests, result, limit)
 
     async def hidden(self, task: Task, code: str) -> ExecutionRecord:
         """The hidden tests' verdict on `code`."""
@@ -250,6 +256,12 @@ class Scorer:
         ]
         results = await self.executor.run_many(programs)
         return [
-            ExecutionRecord(tests, r.status, r.detail, r.duration_s, limit)
-            for (_, tests, _), r, limit in zip(jobs, results, limits, strict=True)
+            execution_record(task, tests, r, limit)
+            for (task, tests, _), r, limit in zip(jobs, results, limits, strict=True)
         ]
+
+
+def execution_record(task: Task, tests: str, result: ExecResult, limit: float) -> ExecutionRecord:
+    """A run as stored; a GPU task's keeps what its harness measured."""
+    extra = parse_report(result.stdout) if isinstance(task, AccelTask) else None
+    return ExecutionRecord(tests, result.status, result.detail, result.duration_s, limit, extra)

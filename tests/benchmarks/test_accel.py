@@ -266,3 +266,25 @@ def test_inputs_whose_shapes_depend_on_the_seed_are_timed_as_separate_arrays() -
     }
     timed = _timing(row, "def scale(x, a):\n    return x * a + 1.0\n")
     assert timed["in_place"] is False and timed["repeats"] >= 6
+
+
+def test_a_run_stores_what_the_harness_measured_with_each_execution(
+    tmp_path: Path, stub_provider: str
+) -> None:
+    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    import sqlite3
+
+    answer = "import torch\n\n\ndef scale(x, a):\n    return x * a + 1.0"
+    db = tmp_path / "r.db"
+    argv = ["run", str(_task_file(tmp_path, SCALE)), "--model", stub_provider, "-M"]
+    argv += [f"answer={answer}", "-M", "prefill=false", "--strategy", "repair"]
+    argv += ["--db", str(db), "--no-progress"]
+    assert exit_code(argv) == 0
+    rows = sqlite3.connect(db).execute("SELECT tests, status, extra FROM executions").fetchall()
+    by_tests = {tests: (status, json.loads(extra)) for tests, status, extra in rows}
+    assert set(by_tests) == {"visible", "hidden"}
+    status, hidden = by_tests["hidden"]
+    assert status == "passed" and hidden["verdict"] == "passed" and hidden["gpu"] is False
+    assert set(hidden["sizes"]) == {"small", "medium", "large"}
+    # The visible run checked the small size only.
+    assert set(by_tests["visible"][1]["sizes"]) == {"small"}

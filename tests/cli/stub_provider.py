@@ -20,6 +20,8 @@ class StubOptions(ProviderOptions):
     delay_s: float = 0.0
     # Every call fails as with a rejected API key.
     unusable: bool = False
+    # false: the answer is a whole fenced block, not the continuation of a prefilled fence.
+    prefill: bool = True
 
 
 calls = 0
@@ -31,7 +33,16 @@ class StubProvider(Provider):
 
     name = "stub"
     Options = StubOptions
-    capabilities = Capabilities(local=True, max_concurrency=4, deterministic_greedy=True)
+
+    def __init__(self, model: str, options: ProviderOptions) -> None:
+        super().__init__(model, options)
+        assert isinstance(options, StubOptions)
+        self.capabilities = Capabilities(
+            local=True,
+            max_concurrency=4,
+            deterministic_greedy=True,
+            supports_prefill=options.prefill,
+        )
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         assert isinstance(self.options, StubOptions)

@@ -299,6 +299,9 @@ def _task(obj: dict[str, Any], where: str, framework: Framework | None) -> Accel
         prompt=obj.get("prompt") or _prompt(spec),
         entry_point=entry,
         test="",
+        # What the visible program checks (`visible_program`): strategies that learn from
+        # visible tests run it.
+        visible_test=f"{entry}(*make_inputs({sizes[0]!r}, seed)) for seed in {VISIBLE_SEEDS}",
         accel=spec,
     )
 

@@ -130,4 +130,12 @@ ALTER TABLE model_calls ADD COLUMN busy_s REAL;
 ALTER TABLE model_calls ADD COLUMN extra TEXT;
 """,
     ),
+    # What a run measured beyond the verdict (JSON, `ExecutionRecord.extra`): a GPU task's
+    # harness report (correct, GPU time and peak memory per size; the device). NULL elsewhere.
+    (
+        "0006_execution_extra",
+        """
+ALTER TABLE executions ADD COLUMN extra TEXT;
+""",
+    ),
 )

@@ -307,7 +307,7 @@ class Store:
                 for ex in attempt.executions:
                     self.db.execute(
                         "INSERT INTO executions (attempt_id, tests, status, detail, duration_s, "
-                        "timeout_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "timeout_s, created_at, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             attempt_id,
                             ex.tests,
@@ -316,6 +316,7 @@ class Store:
                             ex.duration_s,
                             ex.timeout_s,
                             now,
+                            json.dumps(ex.extra, sort_keys=True) if ex.extra is not None else None,
                         ),
                     )
         return sample_id

@@ -16,7 +16,7 @@ from codeduel.extract import NO_CODE, answer_code
 from codeduel.models import Model
 from codeduel.records import CallRecord, ExecutionRecord
 from codeduel.sandbox import ExecResult
-from codeduel.scoring import Attempt, Scorer, Solution
+from codeduel.scoring import Attempt, Scorer, Solution, execution_record
 from codeduel.types import GenerateConfig, Message
 
 __all__ = [
@@ -110,9 +110,7 @@ async def run_attempt(
         else:
             limit = await scorer.timeout_s(task)
             shown = await scorer.executor.run(task.visible_program(code), limit)
-            shown_record = ExecutionRecord(
-                "visible", shown.status, shown.detail, shown.duration_s, limit
-            )
+            shown_record = execution_record(task, "visible", shown, limit)
     # The call's own time, not the time spent queueing for the model.
     attempt = Attempt(
         code,
