@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import math
 import os
@@ -25,48 +24,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codeduel.benchmarks import load_benchmark
-from codeduel.benchmarks.accel import HIDDEN_SEEDS, TIME_SEEDS, AccelTask, parse_report
-
-HARNESS = Path(__file__).resolve().parents[1] / "src/codeduel/benchmarks/_accel_harness.py"
-
-
-def _harness() -> Any:
-    spec = importlib.util.spec_from_file_location("accel_harness", HARNESS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from codeduel.benchmarks import _accel_harness, load_benchmark
+from codeduel.benchmarks.accel import HIDDEN_SEEDS, AccelTask, parse_report
 
 
 def _spec(task: AccelTask, quick: bool = False) -> dict[str, Any]:
-    s = task.spec
-    assert s.gpu_reference is not None
-    return {
-        "framework": s.framework,
-        "entry_point": task.entry_point,
-        "reference": s.reference,
-        "inputs": s.inputs,
-        "candidate": s.gpu_reference,
-        # Quick (the timing-noise runs): check the small size, time the large one, GPU only.
-        "sizes": list(s.sizes[:1] if quick else s.sizes),
-        "seeds": list(HIDDEN_SEEDS),
-        "time": list(s.sizes[-1:] if quick else s.sizes),
-        "time_seeds": list(TIME_SEEDS),
-        "time_numpy": not quick,
-        "rtol": s.rtol,
-        "atol": s.atol,
-        "memory_budget_mb": s.memory_budget_mb,
-    }
+    assert task.spec.gpu_reference is not None
+    sizes = task.spec.sizes
+    # Quick (the timing-noise runs): check the small size, time the large one, GPU only.
+    return task.harness_spec(
+        task.spec.gpu_reference,
+        sizes=sizes[:1] if quick else sizes,
+        seeds=HIDDEN_SEEDS,
+        time=sizes[-1:] if quick else sizes,
+        time_numpy=not quick,
+    )
 
 
 def in_process(tasks: list[AccelTask], quick: bool = False) -> list[dict[str, Any]]:
-    harness = _harness()
     rows = []
     for task in tasks:
         start = time.perf_counter()
         try:
-            report = harness._run(_spec(task, quick))
+            report = _accel_harness._run(_spec(task, quick))
         except Exception as exc:
             report = {"verdict": "failed", "detail": f"{type(exc).__name__}: {exc}"}
         report["wall_s"] = time.perf_counter() - start

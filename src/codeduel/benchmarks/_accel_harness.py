@@ -291,7 +291,7 @@ def _check_disjoint(fw, outs, args):
                 raise _Wrong(f"output {k} shares memory with an input (results must be new arrays)")
 
 
-def _run(spec):
+def _run(spec: dict) -> dict:
     report = {"framework": spec["framework"], "sizes": {}, "verdict": "passed", "detail": ""}
     fw = _Framework(spec["framework"])
     report["device"] = fw.device_name

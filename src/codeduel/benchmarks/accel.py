@@ -127,7 +127,7 @@ class AccelTask(Task):
         assert self.accel is not None
         return self.accel
 
-    def harness_program(
+    def harness_spec(
         self,
         solution: str,
         *,
@@ -135,9 +135,10 @@ class AccelTask(Task):
         seeds: tuple[int, ...],
         time: tuple[str, ...],
         time_numpy: bool = False,
-    ) -> str:
+    ) -> dict[str, Any]:
+        """What the harness's `main` takes: the task, the answer, what to check and time."""
         spec = self.spec
-        payload = {
+        return {
             "framework": spec.framework,
             "entry_point": self.entry_point,
             "reference": spec.reference,
@@ -152,7 +153,11 @@ class AccelTask(Task):
             "atol": spec.atol,
             "memory_budget_mb": spec.memory_budget_mb,
         }
-        return f"{_harness()}\nmain(json.loads({json.dumps(json.dumps(payload))}))\n"
+
+    def harness_program(self, solution: str, **what: Any) -> str:
+        """The harness's source with `harness_spec(solution, **what)` passed to its `main`."""
+        payload = json.dumps(self.harness_spec(solution, **what))
+        return f"{_harness()}\nmain(json.loads({json.dumps(payload)}))\n"
 
     def program(self, solution: str) -> str:
         """Every size checked on hidden seeds, every size timed (where there is a GPU)."""

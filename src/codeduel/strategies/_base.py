@@ -103,12 +103,11 @@ async def run_attempt(
     shown: ExecResult | None = None
     shown_record: ExecutionRecord | None = None
     if visible and task.visible_test:
+        limit = await scorer.timeout_s(task)
         if extraction.method == "none":
-            limit = await scorer.timeout_s(task)
             shown = ExecResult("error", NO_CODE, 0.0)
             shown_record = ExecutionRecord("visible", "error", NO_CODE, 0.0, limit)
         else:
-            limit = await scorer.timeout_s(task)
             shown = await scorer.executor.run(task.visible_program(code), limit)
             shown_record = execution_record(task, "visible", shown, limit)
     # The call's own time, not the time spent queueing for the model.
