@@ -46,7 +46,7 @@ def test_extraction_passes_every_answer_evalplus_passes() -> None:
         used = [tasks[t] for t in dict.fromkeys(a["task_id"] for a in answers)]
         limits = asyncio.run(
             calibrate_timeouts(used, LocalExecutor(box), TIMEOUT_FLOOR_S, TIMEOUT_FACTOR)
-        )
+        ).limits
         jobs = [
             (tasks[a["task_id"]].program(code), limits[a["task_id"]])
             for code_of in (ours, theirs)

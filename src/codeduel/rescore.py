@@ -123,9 +123,9 @@ def rescore_run(
     ]
     workers = workers or os.cpu_count() or 1
     with open_executor(workers=workers, allow_unsafe=allow_unsafe) as executor:
+        scorer = Scorer(executor)
 
         async def graded() -> tuple[list[ExecutionRecord], dict[str, float]]:
-            scorer = Scorer(executor)
             await scorer.calibrate(used, floor, factor)
             limits = {t.task_id: await scorer.timeout_s(t) for t in used}
             return await scorer.run_tests(jobs), limits
@@ -150,7 +150,9 @@ def rescore_run(
     new = store.create_run(new_name, run.benchmark, bench.sha256, config, provenance)
     for model, info in store.models(run.id).items():
         store.add_model(new.id, model, info)
-    store.add_tasks(new.id, [(t.task_id, t.entry_point, limits[t.task_id]) for t in used])
+    store.add_tasks(
+        new.id, [(t.task_id, t.entry_point, limits[t.task_id]) for t in used], scorer.baselines
+    )
     for (sample, _), record in zip(stored, records, strict=True):
         store.record_sample(new.id, record, created_at=sample["created_at"])
     # The times are the original run's: the answers were generated then.

@@ -163,7 +163,11 @@ async def _run_jobs(
     async def calibrated() -> None:
         await scorer.calibrate(tasks, opts.timeout_floor_s, opts.timeout_factor)
         limits = {t.task_id: await scorer.timeout_s(t) for t in tasks}
-        store.add_tasks(run.id, [(t.task_id, t.entry_point, limits[t.task_id]) for t in tasks])
+        store.add_tasks(
+            run.id,
+            [(t.task_id, t.entry_point, limits[t.task_id]) for t in tasks],
+            scorer.baselines,
+        )
 
     async def one(chain: tuple[Model, ...], task: Task, index: int) -> None:
         ctx = Context(chain[0], opts.config, scorer, chain=chain)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from codeduel.benchmarks import Task
 from codeduel.benchmarks.accel import (
@@ -34,6 +35,7 @@ __all__ = [
     "TIMEOUT_FACTOR",
     "TIMEOUT_FLOOR_S",
     "Attempt",
+    "Calibration",
     "Pending",
     "Scorer",
     "Solution",
@@ -48,26 +50,39 @@ TIMEOUT_FLOOR_S = 3.0
 TIMEOUT_FACTOR = 4.0
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Per task: its time limit, and for a GPU task its baseline (the harness's report on the
+    reference, NumPy's time per size beside it; None where the reference did not pass)."""
+
+    limits: dict[str, float]
+    baselines: dict[str, dict[str, Any]]
+
+
 async def calibrate_timeouts(
     tasks: Sequence[Task], executor: Executor, floor_s: float, factor: float
-) -> dict[str, float]:
+) -> Calibration:
     """Per-task limit = max(floor, factor × the reference solution's time on this host)."""
     refs = [(t, t.reference_solution()) for t in tasks]
     jobs = [
-        (t.program(ref), max(floor_s, 10.0, 2 * t.min_timeout_s))
+        (t.calibration_program(ref), max(floor_s, 10.0, 2 * t.min_timeout_s))
         for t, ref in refs
         if ref is not None
     ]
     timed = iter(await executor.run_many(jobs))
     limits = {}
+    baselines = {}
     for task, ref in refs:
         limit = max(floor_s, task.min_timeout_s)
         if ref is not None:
             result = next(timed)
             if result.status == "passed":
                 limit = max(limit, factor * result.duration_s)
+                report = parse_report(result.stdout) if isinstance(task, AccelTask) else None
+                if report is not None:
+                    baselines[task.task_id] = report
         limits[task.task_id] = round(limit, 3)
-    return limits
+    return Calibration(limits, baselines)
 
 
 async def preflight(tasks: Sequence[Task], executor: Executor) -> None:
@@ -164,6 +179,8 @@ class Scorer:
         self.executor = executor
         self._limits: dict[str, asyncio.Future[float]] = {}
         self._failed = False
+        # GPU tasks' baselines, once calibrated (`Calibration.baselines`).
+        self.baselines: dict[str, dict[str, Any]] = {}
 
     def _limit(self, task_id: str) -> asyncio.Future[float]:
         if task_id not in self._limits:
@@ -186,7 +203,9 @@ class Scorer:
 
     async def calibrate(self, tasks: Sequence[Task], floor_s: float, factor: float) -> None:
         try:
-            self.set_limits(await calibrate_timeouts(tasks, self.executor, floor_s, factor))
+            calibration = await calibrate_timeouts(tasks, self.executor, floor_s, factor)
+            self.baselines.update(calibration.baselines)
+            self.set_limits(calibration.limits)
         except BaseException:
             self.cancel_limits()
             raise

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from codeduel.benchmarks import _accel_harness, load_benchmark
-from codeduel.benchmarks.accel import AccelTask, parse_report
+from codeduel.benchmarks.accel import HIDDEN_SEEDS, AccelTask, parse_report
 from codeduel.errors import BenchmarkError
 from codeduel.executors import LocalExecutor
 from codeduel.sandbox import ExecResult, Sandbox
@@ -222,10 +224,14 @@ def _timing(row: dict[str, Any], answer_source: str) -> dict[str, Any]:
     exec(row["inputs"], ns)
     answer_ns: dict[str, Any] = {}
     exec(answer_source, answer_ns)
-    spec = {"time_seeds": [3001, 3002, 3003], "rtol": 1e-4, "atol": 1e-5, "min_repeats": 6}
+    spec = {"rtol": 1e-4, "atol": 1e-5, "min_repeats": 6}
     entry = row["entry_point"]
+    sets = []
+    for seed in HIDDEN_SEEDS:
+        args = ns["make_inputs"]("medium", seed)
+        sets.append((args, [np.asarray(ns[entry](*args))]))
     result: dict[str, Any] = _accel_harness._time(
-        fw, spec, "medium", answer_ns[entry], ns[entry], ns["make_inputs"]
+        fw, spec, "medium", answer_ns[entry], ns[entry], sets
     )
     return result
 
@@ -275,3 +281,61 @@ def test_a_run_stores_what_the_harness_measured_with_each_execution(
     assert set(hidden["sizes"]) == {"small", "medium", "large"}
     # The visible run checked the small size only.
     assert set(by_tests["visible"][1]["sizes"]) == {"small"}
+
+
+def test_a_sample_sees_the_gpu_lock_read_only_and_can_hold_it(tmp_path: Path) -> None:
+    """The timing lock (`Sandbox(gpu_lock=…)`): bound read-only at its own path and named in
+    $CODEDUEL_GPU_LOCK; a sample locks it, and cannot write it or beside it."""
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    folder.chmod(0o755)
+    (folder / "gpu0.lock").touch(0o644)
+    program = (
+        "import fcntl, os\n"
+        "path = os.path.join(os.environ['CODEDUEL_GPU_LOCK'], 'gpu0.lock')\n"
+        "fd = os.open(path, os.O_RDONLY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "for target in (path, path + '.x'):\n"
+        "    try:\n"
+        "        open(target, 'w')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit(f'wrote {target}')\n"
+        "print('locked')\n"
+    )
+    with Sandbox(workers=1, gpu_lock=str(folder)) as box:
+        result = box.run(program, 10.0)
+    assert result.status == "passed", result.stderr
+    assert result.stdout.strip() == "locked"
+    assert sorted(p.name for p in folder.iterdir()) == ["gpu0.lock"]
+
+
+def test_the_harness_waits_for_the_gpu_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process holds a GPU's lock, the harness's timing does not start."""
+    import fcntl
+    import threading
+
+    (tmp_path / "gpu0.lock").touch()
+    monkeypatch.setenv("CODEDUEL_GPU_LOCK", str(tmp_path))
+    held = os.open(tmp_path / "gpu0.lock", os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+
+    class Device:
+        id = 0
+
+    fw = type("FW", (), {"name": "cupy", "device": Device()})()
+    entered = threading.Event()
+
+    def time_it() -> None:
+        with _accel_harness._gpu_lock(fw):
+            entered.set()
+
+    thread = threading.Thread(target=time_it)
+    thread.start()
+    assert not entered.wait(0.5)
+    os.close(held)
+    assert entered.wait(5.0)
+    thread.join()

@@ -5,6 +5,7 @@ are timed, and each way of faking speed that needs a device is caught. Skipped w
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -163,3 +164,20 @@ def test_an_answer_over_the_memory_budget_fails(gpu: Executor, framework: str) -
         result.detail,
         result.stderr[-800:],
     )
+
+
+def test_programs_run_together_but_time_one_at_a_time() -> None:
+    """Four reference runs at once on one GPU: their timing windows never overlap."""
+    unsafe = os.environ.get("CODEDUEL_TEST_UNSAFE_SANDBOX") == "1"
+    task = _task(SCALE)
+    with open_executor("gpu", workers=4, allow_unsafe=unsafe) as executor:
+        assert executor.provenance["programs"] == 4
+        results = _run(executor, [task.reference_program() or ""] * 4)
+    windows = []
+    for result in results:
+        assert result.status == "passed", result.stderr[-2000:]
+        report = parse_report(result.stdout)
+        assert report is not None
+        windows.append(tuple(report["timed_at"]))
+    windows.sort()
+    assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(windows))

@@ -27,6 +27,7 @@ import time
 MARK = "CODEDUEL-ACCEL"
 _write = os.write
 _perf_counter = time.perf_counter
+_wall = time.time
 _dumps = json.dumps
 
 
@@ -92,6 +93,14 @@ class _Framework:
             self.copyto = cp.copyto
             self.device_name = cp.cuda.runtime.getDeviceProperties(device.id)["name"].decode()
             self.hook = _peak_hook(cp)
+        # What checks a timed output on the device (bound now, like the rest).
+        self.d_abs, self.d_sub, self.d_le = fw.abs, fw.subtract, fw.less_equal
+        self.d_isnan, self.d_and, self.d_or, self.d_all = (
+            fw.isnan,
+            fw.logical_and,
+            fw.logical_or,
+            fw.all,
+        )
         self.watched = self._watched()
 
     def _watched(self):
@@ -118,6 +127,8 @@ class _Framework:
                 (fw, "asarray"),
                 (fw, "asnumpy"),
             ]
+        names += [(fw, n) for n in ("abs", "subtract", "less_equal", "isnan", "all")]
+        names += [(fw, n) for n in ("logical_and", "logical_or")]
         names += [(self.np, n) for n in ("asarray", "allclose", "isclose", "subtract")]
         return [(owner, attr, getattr(owner, attr)) for owner, attr in names]
 
@@ -159,6 +170,40 @@ class _Framework:
                 raise _Wrong(f"{what} is on {value.device}, not on {self.device}")
             return self.to_host(self.cpu(self.detach(value)))
         return self.cp_asnumpy(value)
+
+    def device_want(self, want):
+        """A reference output on the device, as float64 where it is floating (None: complex,
+        which only the host comparison checks)."""
+        if want.dtype.kind == "c":
+            return None
+        if want.dtype.kind == "f":
+            want = want.astype(self.np.float64)
+        return self.device_args([want])[0]
+
+    def same_on_device(self, got, want, rtol, atol):
+        """Whether a timed output equals the reference (on the device, one sync); False also
+        where it is not a device array of the right shape: the host comparison then says how."""
+        if want is None or not isinstance(got, self.tensor_type):
+            return False
+        if tuple(got.shape) != tuple(want.shape):
+            return False
+        if self.name == "torch":
+            floating = want.is_floating_point()
+            if floating != (got.is_floating_point() or got.is_complex()):
+                return False
+            g = self.to(got, want.dtype) if floating else got
+        else:
+            floating = want.dtype.kind == "f"
+            if floating != (got.dtype.kind in "fc"):
+                return False
+            g = got.astype(want.dtype) if floating else got
+        if floating:
+            err = self.d_abs(self.d_sub(g, want))
+            ok = self.d_le(err, atol + rtol * self.d_abs(want))
+            ok = self.d_or(ok, self.d_and(self.d_isnan(g), self.d_isnan(want)))
+        else:
+            ok = g == want
+        return bool(self.d_all(ok))
 
     @property
     def kind(self):
@@ -296,6 +341,7 @@ def _run(spec: dict) -> dict:
     fw = _Framework(spec["framework"])
     report["device"] = fw.device_name
     report["gpu"] = fw.gpu
+    report["numpy_threads"] = _numpy_threads()
     np = fw.np
     ref_ns, inputs_ns = {"__name__": "reference"}, {"__name__": "inputs"}
     exec(compile(spec["reference"], "<reference>", "exec"), ref_ns)
@@ -309,13 +355,17 @@ def _run(spec: dict) -> dict:
         raise _Wrong(f"the answer defines no function {spec['entry_point']}")
     rtol, atol = spec["rtol"], spec["atol"]
     budget = spec.get("memory_budget_mb")
+    timed = set(spec["time"]) if fw.gpu else set()
+    checked = {}  # size -> [(inputs, reference outputs)] of the checked seeds, to time on
     for size in spec["sizes"]:
         row = {"correct": False}
         report["sizes"][size] = row
         worst = 0.0
         for seed in spec["seeds"]:
             args = make_inputs(size, seed)
-            want = _outputs(reference(*args))
+            want = [np.asarray(w) for w in _outputs(reference(*args))]
+            if size in timed:
+                checked.setdefault(size, []).append((args, want))
             dev = fw.device_args(args)
             before = fw.peak_start()
             got = _outputs(answer(*dev))
@@ -332,9 +382,8 @@ def _run(spec: dict) -> dict:
                     if len(want) > 1
                     else (f"{size} input (seed {seed})")
                 )
-                worst = max(
-                    worst, _compare(fw, fw.host(g, label), np.asarray(w), rtol, atol, label)
-                )
+                worst = max(worst, _compare(fw, fw.host(g, label), w, rtol, atol, label))
+            del got, dev
         row["correct"] = True
         row["max_abs_err"] = worst
         peak = row.get("peak_bytes")
@@ -344,25 +393,68 @@ def _run(spec: dict) -> dict:
                 f"over the task's budget of {budget:g} MB"
             )
         fw.check_untouched()
-    if fw.gpu:
-        for size in spec["time"]:
-            row = report["sizes"].setdefault(size, {})
-            row.update(_time(fw, spec, size, answer, reference, make_inputs))
-            fw.check_untouched()
+    if timed:
+        with _gpu_lock(fw):
+            start = _wall()
+            for size in spec["time"]:
+                row = report["sizes"].setdefault(size, {})
+                row.update(_time(fw, spec, size, answer, reference, checked[size]))
+                fw.check_untouched()
+            # When this sample had the GPU to itself (wall clock, as the other samples see it).
+            report["timed_at"] = [start, _wall()]
     return report
 
 
-def _time(fw, spec, size, answer, reference, make_inputs):
-    """Median milliseconds of the answer (and of NumPy, when asked) at `size`."""
-    np = fw.np
-    sets = [make_inputs(size, seed) for seed in spec["time_seeds"]]
-    wants = [[np.asarray(w) for w in _outputs(reference(*s))] for s in sets]
-    sources = [fw.device_args(s) for s in sets]
+def _numpy_threads():
+    """The threads NumPy's BLAS may use here (threadpoolctl's count where it is installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        counts = [p.get("num_threads") for p in threadpool_info()]
+        counts = [c for c in counts if isinstance(c, int)]
+        if counts:
+            return max(counts)
+    except Exception:
+        pass
+    return len(os.sched_getaffinity(0))
+
+
+class _gpu_lock:
+    """This GPU's timing lock (`$CODEDUEL_GPU_LOCK/gpu{N}.lock`), held while timing, so only
+    one sample times on a GPU at a time; nothing where the executor set none."""
+
+    def __init__(self, fw):
+        folder = os.environ.get("CODEDUEL_GPU_LOCK")
+        index = fw.device.index if fw.name == "torch" else fw.device.id
+        self.path = os.path.join(folder, f"gpu{index or 0}.lock") if folder else None
+        self.fd = None
+
+    def __enter__(self):
+        if self.path is not None and os.path.exists(self.path):
+            import fcntl
+
+            self.fd = os.open(self.path, os.O_RDONLY)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing the only descriptor releases the lock
+        return False
+
+
+def _time(fw, spec, size, answer, reference, sets):
+    """Median milliseconds of the answer (and of NumPy, when asked) at `size`, on the input
+    sets the check used (`sets`: (inputs, reference outputs)); every timed output is compared
+    with the reference on the device."""
+    rtol, atol = spec["rtol"], spec["atol"]
+    sources = [fw.device_args(args) for args, _ in sets]
+    wants = [[fw.device_want(w) for w in want] for _, want in sets]
     # Where every input set has the same shapes, each timed call gets the next set's values
     # written into the same arrays (a result cached by the arrays' identity goes stale);
     # where shapes depend on the seed (a sparse matrix's nonzeros), each set is its own arrays.
-    in_place = len({tuple(getattr(a, "shape", None) for a in s) for s in sets}) == 1
-    dev = fw.device_args(sets[0])
+    in_place = len({tuple(getattr(a, "shape", None) for a in args) for args, _ in sets}) == 1
+    dev = fw.device_args(sets[0][0])
 
     def inputs(which):
         if not in_place:
@@ -379,9 +471,12 @@ def _time(fw, spec, size, answer, reference, make_inputs):
         which = k % len(sets)
         args = inputs(which)
         got, ms = fw.timed(lambda args=args: _outputs(answer(*args)))
-        for g, w in zip(got, wants[which], strict=True):
-            label = f"{size}, timed call {k + 1} (new values written into the inputs)"
-            _compare(fw, fw.host(g, label), w, spec["rtol"], spec["atol"], label)
+        label = f"{size}, timed call {k + 1} (new values written into the inputs)"
+        if len(got) != len(wants[which]):
+            raise _Wrong(f"{label}: {len(got)} outputs, expected {len(wants[which])}")
+        for g, w, host in zip(got, wants[which], sets[which][1], strict=True):
+            if not fw.same_on_device(g, w, rtol, atol):
+                _compare(fw, fw.host(g, label), host, rtol, atol, label)
         del got
         times.append(ms)
         spent += ms
@@ -391,7 +486,7 @@ def _time(fw, spec, size, answer, reference, make_inputs):
         host = []
         for _ in range(spec.get("numpy_repeats", 3)):
             start = _perf_counter()
-            reference(*sets[0])
+            reference(*sets[0][0])
             host.append((_perf_counter() - start) * 1e3)
         row["numpy_ms"] = statistics.median(host)
     return row

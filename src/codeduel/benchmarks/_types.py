@@ -41,6 +41,10 @@ class Task:
         parts = [solution, self.test_setup, self.visible_test]
         return "\n\n".join(p for p in parts if p) + "\n"
 
+    def calibration_program(self, reference: str) -> str:
+        """What runs the reference solution to calibrate the time limit: its hidden tests."""
+        return self.program(reference)
+
     def reference_solution(self) -> str | None:
         """The canonical solution as a whole program, if the benchmark has one."""
         if self.canonical_solution is None:

@@ -54,8 +54,6 @@ VISIBLE_SEEDS = (0, 1)
 """Seeds of the visible check: what the repair loop may learn from."""
 HIDDEN_SEEDS = (1009, 2027)
 """Seeds of the hidden check, unlike any the loop saw."""
-TIME_SEEDS = (3001, 3002, 3003)
-"""Input sets rotated through the timed calls (new values before every call)."""
 REPORT_MARK = "CODEDUEL-ACCEL"
 
 _REQUIRED = ("task_id", "entry_point", "reference", "inputs")
@@ -147,7 +145,6 @@ class AccelTask(Task):
             "sizes": list(sizes),
             "seeds": list(seeds),
             "time": list(time),
-            "time_seeds": list(TIME_SEEDS),
             "time_numpy": time_numpy,
             "rtol": spec.rtol,
             "atol": spec.atol,
@@ -174,9 +171,14 @@ class AccelTask(Task):
         """The GPU reference checked and timed with NumPy's time beside it."""
         if self.spec.gpu_reference is None:
             return None
+        return self.calibration_program(self.spec.gpu_reference)
+
+    def calibration_program(self, reference: str) -> str:
+        """The reference checked and timed like an answer, with NumPy timed beside it: the
+        task's baseline (what speedups are measured against) and its time limit."""
         sizes = self.spec.sizes
         return self.harness_program(
-            self.spec.gpu_reference, sizes=sizes, seeds=HIDDEN_SEEDS, time=sizes, time_numpy=True
+            reference, sizes=sizes, seeds=HIDDEN_SEEDS, time=sizes, time_numpy=True
         )
 
     def reference_solution(self) -> str | None:

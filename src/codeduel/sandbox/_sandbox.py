@@ -371,7 +371,10 @@ class Sandbox:
     `REQUIRED_LAYERS` is not available. `launch` (`auto`, `direct`, `bubblewrap`) says how
     workers start; by default $CODEDUEL_SANDBOX, else `auto` (see `choose_launch`). `gpu`:
     samples also see NVIDIA's device nodes and the driver's libraries, and keep the CUDA
-    variables of the environment (`_view.GPU_ENV`); nothing else is added.
+    variables of the environment (`_view.GPU_ENV`); nothing else is added. `gpu_lock`: a
+    directory of lock files, one per GPU (`gpu0.lock` …), that samples see read-only at the
+    same path, named in $CODEDUEL_GPU_LOCK: a GPU task's harness holds its GPU's lock while it
+    times, so only one sample times on a GPU at a time.
     """
 
     def __init__(
@@ -382,6 +385,7 @@ class Sandbox:
         allow_unsafe: bool = False,
         launch: str | None = None,
         gpu: bool = False,
+        gpu_lock: str | None = None,
     ) -> None:
         self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
         if self.workers < 1:
@@ -389,7 +393,7 @@ class Sandbox:
         self.limits = limits
         self._closed = False
         self._lock = threading.Lock()
-        config = {"limits": dataclasses.asdict(limits), "gpu": gpu}
+        config = {"limits": dataclasses.asdict(limits), "gpu": gpu, "gpu_lock": gpu_lock}
         self.launch = choose_launch(launch)
         self._all = [_Worker(config, self.launch) for _ in range(self.workers)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()

@@ -129,6 +129,8 @@ GPU_ENV = (
     "CUDA_PATH",
 )
 """What a GPU sample keeps of the host's environment: which devices, where the driver is."""
+GPU_LOCK_ENV = "CODEDUEL_GPU_LOCK"
+"""Where a GPU sample finds its GPUs' timing locks (`Sandbox(gpu_lock=…)`)."""
 
 
 def gpu_devices() -> tuple[str, ...]:

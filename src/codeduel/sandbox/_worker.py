@@ -55,7 +55,13 @@ from codeduel.sandbox._protocol import (
     read_message,
 )
 from codeduel.sandbox._types import Limits
-from codeduel.sandbox._view import View, build_view, gpu_environment, plan_view
+from codeduel.sandbox._view import (
+    GPU_LOCK_ENV,
+    View,
+    build_view,
+    gpu_environment,
+    plan_view,
+)
 
 # The stdlib modules that solutions and tests import most, imported once for all samples. Not
 # `random` (nor `statistics`, `tempfile`, `secrets`, which import it): it reseeds itself in every
@@ -869,6 +875,7 @@ def main(argv: list[str]) -> int:
     channel = None
     limits = Limits()
     gpu = False
+    gpu_lock = None
     if argv != ["--probe"]:
         # The protocol moves off fds 0 and 1 so that nothing printed by accident can corrupt it.
         requests, replies = os.dup(0), os.dup(1)
@@ -881,6 +888,7 @@ def main(argv: list[str]) -> int:
             return 0
         limits = Limits(**config["limits"])
         gpu = bool(config.get("gpu"))
+        gpu_lock = config.get("gpu_lock")
         channel = _Channel(requests, replies)
     for name in PRELOADED:
         importlib.import_module(name)
@@ -891,9 +899,12 @@ def main(argv: list[str]) -> int:
     else:
         root = os.geteuid() == 0
         ids = (NOBODY, NOBODY) if root else (os.getuid(), os.getgid())
-    view = plan_view(ids, gpu=gpu)  # on the host's file system, before anything covers it
+    # On the host's file system, before anything covers it.
+    view = plan_view(ids, (gpu_lock,) if gpu_lock else (), gpu=gpu)
     worker = enter_worker_namespaces(root, ids, view, entered=outer is not None)
     env = gpu_environment() if gpu else ()
+    if gpu_lock:
+        env = (*env, (GPU_LOCK_ENV, gpu_lock))
     base = Setup(limits, None, frozenset(worker.done), root, ids, env=env, gpu=gpu)
     if "allowlisted_root" in worker.done:
         base = dataclasses.replace(base, rebinds=view.dirs_under(base.tmp_dirs))

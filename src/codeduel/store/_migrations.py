@@ -138,4 +138,13 @@ ALTER TABLE model_calls ADD COLUMN extra TEXT;
 ALTER TABLE executions ADD COLUMN extra TEXT;
 """,
     ),
+    # A GPU task's baseline (JSON): its GPU reference checked and timed by the harness, with
+    # NumPy's time on this host beside it, per size; what speedups are measured against.
+    # NULL for other tasks and in older runs.
+    (
+        "0007_task_baseline",
+        """
+ALTER TABLE tasks ADD COLUMN baseline TEXT;
+""",
+    ),
 )

@@ -180,13 +180,33 @@ class Store:
                 (run_id, model, json.dumps(info, sort_keys=True, default=str)),
             )
 
-    def add_tasks(self, run_id: int, rows: list[tuple[str, str, float]]) -> None:
-        """(task_id, entry_point, timeout_s) in benchmark order; existing rows are kept."""
+    def add_tasks(
+        self,
+        run_id: int,
+        rows: list[tuple[str, str, float]],
+        baselines: dict[str, Any] | None = None,
+    ) -> None:
+        """(task_id, entry_point, timeout_s) in benchmark order, with GPU tasks' `baselines`
+        by task_id (`task_baselines`); existing rows are kept."""
+        baselines = baselines or {}
         with self.transaction():
             self.db.executemany(
-                "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)",
-                [(run_id, t, i, e, s) for i, (t, e, s) in enumerate(rows)],
+                "INSERT OR IGNORE INTO tasks (run_id, task_id, position, entry_point, timeout_s,"
+                " baseline) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, t, i, e, s, _json_or_null(baselines.get(t)))
+                    for i, (t, e, s) in enumerate(rows)
+                ],
             )
+
+    def task_baselines(self, run_id: int) -> dict[str, dict[str, Any]]:
+        """GPU tasks' baselines by task_id: the harness's report on the GPU reference, with
+        NumPy's time per size (`scoring.Scorer.baselines`)."""
+        rows = self.db.execute(
+            "SELECT task_id, baseline FROM tasks WHERE run_id = ? AND baseline IS NOT NULL",
+            (run_id,),
+        )
+        return {r["task_id"]: json.loads(r["baseline"]) for r in rows}
 
     def models(self, run_id: int) -> dict[str, dict[str, Any]]:
         rows = self.db.execute(
@@ -316,7 +336,7 @@ class Store:
                             ex.duration_s,
                             ex.timeout_s,
                             now,
-                            json.dumps(ex.extra, sort_keys=True) if ex.extra is not None else None,
+                            _json_or_null(ex.extra),
                         ),
                     )
         return sample_id
@@ -353,3 +373,7 @@ def _run(row: sqlite3.Row) -> Run:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
     )
+
+
+def _json_or_null(value: Any) -> str | None:
+    return json.dumps(value, sort_keys=True) if value is not None else None
