@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 __all__ = [
     "Estimate",
     "Summary",
+    "geomean_ci",
     "mcnemar",
     "paired_difference_ci",
     "pass_at_k",
@@ -80,6 +82,40 @@ def pass_at_k_ci(per_task: Sequence[tuple[int, int]], k: int, confidence: float 
         half = z * statistics.stdev(values) / math.sqrt(len(values))
         low, high = mean - half, mean + half
     return Estimate(mean, max(0.0, low), min(1.0, high), len(kept))
+
+
+def geomean_ci(
+    per_task: Sequence[Sequence[float]],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """Geometric mean of positive values (speedups) pooled over tasks, with a percentile
+    bootstrap interval that resamples tasks, so a task's samples move together.
+
+    Tasks without values are skipped; `n_tasks` counts the rest. The seed fixes the interval:
+    the same values give the same report. One task gives no spread between tasks to measure,
+    so its interval is its value (shown as one task, not as a range).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if any(v <= 0 for values in per_task for v in values):
+        raise ValueError("a geometric mean needs positive values")
+    # Each task as (sum of logs, count): a resample is then a sum over the tasks drawn.
+    kept = [(math.fsum(map(math.log, values)), len(values)) for values in per_task if values]
+    if not kept:
+        raise ValueError("a geometric mean of no values")
+    value = math.exp(sum(s for s, _ in kept) / sum(n for _, n in kept))
+    if len(kept) == 1:
+        return Estimate(value, value, value, 1)
+    rng = random.Random(seed)
+    means = []
+    for _ in range(resamples):
+        drawn = rng.choices(kept, k=len(kept))
+        means.append(sum(s for s, _ in drawn) / sum(n for _, n in drawn))
+    tail = 100 * (1 - confidence) / 2
+    low, high = (math.exp(percentile(means, q)) for q in (tail, 100 - tail))
+    return Estimate(value, min(low, value), max(high, value), len(kept))
 
 
 def _wilson(successes: int, trials: int, z: float) -> tuple[float, float]:

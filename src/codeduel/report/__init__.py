@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codeduel.report._accel import Accel, build_accel
 from codeduel.report._html import TimeSpread, render_html, time_spreads
 from codeduel.report._hybrid import Hybrid, build_hybrid
 from codeduel.report._paired import Paired, paired_comparisons
@@ -10,12 +11,14 @@ from codeduel.report._rows import CostSettings, ReportRow, build_rows
 from codeduel.store import Run, Store
 
 __all__ = [
+    "Accel",
     "CostSettings",
     "Hybrid",
     "Paired",
     "ReportRow",
     "RunReport",
     "TimeSpread",
+    "build_accel",
     "build_hybrid",
     "build_report",
     "build_rows",
@@ -34,4 +37,5 @@ def build_report(store: Store, run: Run, costs: CostSettings | None = None) -> R
         build_rows(store, run, costs),
         paired_comparisons(store, run),
         build_hybrid(store, run, costs),
+        build_accel(store, run),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeduel.costs import LocalCost
+from codeduel.report._accel import Accel, accel_intro, accel_tables
 from codeduel.report._hybrid import Hybrid
 from codeduel.report._hybrid_tables import hybrid_intro, hybrid_tables
 from codeduel.report._paired import Paired
@@ -29,10 +30,12 @@ from codeduel.report._svg import (
     PALETTE,
     Bar,
     Box,
+    Dots,
     Point,
     Series,
     bar_plot,
     box_plot,
+    dot_plot,
     frontier_plot,
     line_plot,
 )
@@ -284,6 +287,64 @@ def _memory(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
     )
 
 
+def _fast_p(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
+    series = []
+    for report in reports:
+        if report.accel is None:
+            continue
+        for s in report.accel.systems:
+            # p = 0 (correct@1, in the table) has no place on a log axis.
+            points = tuple((p, share) for p, share in s.fast_curve if p > 0)
+            if points:
+                series.append(
+                    Series(labels.name(report.run.name, s.system), labels.color(s.system), points)
+                )
+    title = "fast_p: correct and faster than NumPy by more than p"
+    caption = (
+        "KernelBench's fast_p: the share of scored answers that are correct and more than p "
+        "times as fast as NumPy on the task's largest size, for each threshold p "
+        "(fast_0, correct@1, is in the table)."
+    )
+    if not series:
+        return _Figure(
+            "fast-p", title, caption, "", "No data: no answer's speed was measured on a GPU."
+        )
+    svg = line_plot("fast-p", title, series, "p: speedup over NumPy, largest size", "fast_p %")
+    return _Figure("fast-p", title, caption, svg)
+
+
+def _task_speedups(reports: Sequence[RunReport], labels: _Labels) -> _Figure:
+    tasks: list[str] = []
+    found: dict[str, dict[str, float | None]] = {}
+    colors: dict[str, str] = {}
+    for report in reports:
+        if report.accel is None:
+            continue
+        for row in report.accel.tasks:
+            name = labels.name(report.run.name, row.system)
+            colors[name] = labels.color(row.system)
+            if row.task_id not in tasks:
+                tasks.append(row.task_id)
+            found.setdefault(name, {})[row.task_id] = row.speedup_numpy_largest
+    series = [
+        Dots(name, colors[name], tuple(values.get(t) for t in tasks))
+        for name, values in found.items()
+        if any(v is not None for v in values.values())
+    ]
+    title = "Speedup over NumPy per task, largest size"
+    caption = (
+        "Per task and system, the geometric mean over its correct answers of NumPy's time over "
+        "the answer's GPU time on the task's largest size; right of the dashed line (1×) the "
+        "answer beats NumPy. A task without a marker had no correct, timed answer."
+    )
+    if not series:
+        return _Figure(
+            "task-speedup", title, caption, "", "No data: no correct answer was timed on a GPU."
+        )
+    svg = dot_plot("task-speedup", title, tasks, series, "speedup over NumPy")
+    return _Figure("task-speedup", title, caption, svg)
+
+
 def _paired_table(pairs: Sequence[Paired]) -> Table:
     return Table(
         (
@@ -314,7 +375,7 @@ def _paired_table(pairs: Sequence[Paired]) -> Table:
 
 
 # A cell that is a figure, a range or a money amount, right-aligned in its column.
-_NUMERIC = re.compile(r"[\d$–.,/() %e+-]+( VRAM)?")
+_NUMERIC = re.compile(r"[\d$–.,/() %e+×-]+( VRAM)?")
 
 
 def _cells(table: Table) -> dict[str, Any]:
@@ -353,6 +414,7 @@ def _run_view(report: RunReport, local: LocalCost) -> dict[str, Any]:
         ],
         "notes": run_notes(run, rows),
         "hybrid": _hybrid_view(report.hybrid),
+        "accel": _accel_view(report.accel),
         "provenance": json.dumps(provenance, indent=2, sort_keys=True, default=str),
     }
 
@@ -361,6 +423,12 @@ def _hybrid_view(hybrid: Hybrid) -> dict[str, Any] | None:
     if not hybrid:
         return None
     return {"intro": hybrid_intro(hybrid), "tables": [_cells(t) for t in hybrid_tables(hybrid)]}
+
+
+def _accel_view(accel: Accel | None) -> dict[str, Any] | None:
+    if accel is None:
+        return None
+    return {"intro": accel_intro(accel), "tables": [_cells(t) for t in accel_tables(accel)]}
 
 
 def render_html(
@@ -383,6 +451,8 @@ def render_html(
         _throughput(reports, labels),
         _memory(reports, labels),
     ]
+    if any(r.accel is not None for r in reports):
+        figures += [_fast_p(reports, labels), _task_speedups(reports, labels)]
     env = Environment(
         loader=PackageLoader("codeduel.report"),
         autoescape=True,

@@ -18,6 +18,7 @@ __all__ = [
     "EVERY",
     "Cutoff",
     "Key",
+    "answer_attempts",
     "calls_by_model",
     "completion_tokens",
     "escalated",
@@ -126,6 +127,19 @@ def outcomes(
     )
     rows = store.db.execute(sql, (*key, *extra, *cutoff.params)).fetchall()
     return {(task, index): bool(passed) for task, index, passed in rows}
+
+
+def answer_attempts(store: Store, key: Key, cutoff: Cutoff) -> dict[tuple[str, int], int | None]:
+    """Per sample (task, index): the index of its answer's attempt within `cutoff`, as
+    `outcomes` picks it; None where it has no answer within the cut-off."""
+    sql = (
+        _ATTEMPTS + f", answer AS (SELECT sid, MAX(i) AS i FROM at WHERE answered AND {cutoff.sql} "
+        "GROUP BY sid) SELECT s.task_id, s.sample_index, answer.i "
+        "FROM (SELECT DISTINCT sid FROM at) scored JOIN samples s ON s.id = scored.sid "
+        "LEFT JOIN answer USING (sid)"
+    )
+    rows = store.db.execute(sql, (*key, *cutoff.params)).fetchall()
+    return {(task, index): i for task, index, i in rows}
 
 
 def most_attempts(store: Store, key: Key) -> int:

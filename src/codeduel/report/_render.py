@@ -9,6 +9,7 @@ from typing import Any
 
 from codeduel.costs import LocalCost, break_even
 from codeduel.metrics import Estimate, Summary
+from codeduel.report._accel import Accel, accel_markdown
 from codeduel.report._hybrid import Hybrid
 from codeduel.report._hybrid_tables import hybrid_markdown
 from codeduel.report._paired import Paired
@@ -39,6 +40,8 @@ class RunReport:
     rows: list[ReportRow]
     paired: list[Paired]
     hybrid: Hybrid
+    # GPU tasks' figures (`build_accel`); None for other runs.
+    accel: Accel | None = None
 
 
 _DUEL_NOTE = (
@@ -278,6 +281,9 @@ def render_markdown(reports: list[RunReport], local: LocalCost | None = None) ->
         if report.hybrid:
             out.append("")
             out += hybrid_markdown(report.hybrid)
+        if report.accel is not None:
+            out.append("")
+            out += accel_markdown(report.accel)
         out.append("")
     return "\n".join(out)
 
@@ -302,4 +308,6 @@ def render_json(reports: list[RunReport]) -> str:
                 "hybrid": asdict(report.hybrid),
             }
         )
+        if report.accel is not None:
+            payload[-1]["accel"] = asdict(report.accel)
     return json.dumps({"runs": payload}, indent=2, default=str) + "\n"

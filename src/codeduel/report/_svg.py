@@ -18,10 +18,12 @@ __all__ = [
     "PALETTE",
     "Bar",
     "Box",
+    "Dots",
     "Point",
     "Series",
     "bar_plot",
     "box_plot",
+    "dot_plot",
     "esc",
     "frontier_plot",
     "line_plot",
@@ -80,6 +82,15 @@ class Box:
     label: str
     color: str
     values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Dots:
+    """One marker per row of a dot plot (None: no value there), in one colour."""
+
+    label: str
+    color: str
+    values: tuple[float | None, ...]
 
 
 @dataclass(frozen=True)
@@ -617,4 +628,68 @@ def bar_plot(plot: str, title: str, bars: Sequence[Bar], x_label: str) -> str:
             data_value=f"{bar.value:.6g}",
         )
         canvas.text(end + 6, mid + 4, bar.text, class_="value")
+    return canvas.render()
+
+
+def _ratio_tick(value: float) -> str:
+    return f"{_number(value)}×"
+
+
+def dot_plot(
+    plot: str,
+    title: str,
+    rows: Sequence[str],
+    series: Sequence[Dots],
+    x_label: str,
+    reference: float = 1.0,
+) -> str:
+    """One row per label, a marker per series on a log axis of ratios, a dashed line at
+    `reference` (1×: as fast as the baseline) and a legend below; a series' markers sit a
+    little above or below the row's middle so equal values stay apart."""
+    labels = _Rows(rows, 16.0 + 8.0 * len(series))
+    values = [v for s in series for v in s.values if v is not None] + [reference]
+    lo, hi = min(values), max(values)
+    # At least a decade across, and a margin so no marker sits on the frame.
+    margin = max(0.08 * math.log10(hi / lo), (1 - math.log10(hi / lo)) / 2)
+    width = 1000.0
+    entries = [(s.label, s.color, False) for s in series]
+    bottom = labels.top + labels.row * len(rows)
+    height = bottom + 60 + (_legend_rows(entries, labels.width, width) - 1) * (_LINE_PX + 4) + 12
+    canvas = _Canvas(plot, width, height, title)
+    x = _Axis(lo / 10**margin, hi * 10**margin, labels.width, width - 24, log=True)
+    _frame(canvas, x, _Axis(0.0, 1.0, bottom, labels.top), x_label + " (log scale)", _ratio_tick)
+    ref = x.at(reference)
+    canvas.add(
+        "line",
+        x1=ref,
+        y1=labels.top,
+        x2=ref,
+        y2=bottom,
+        stroke="#333",
+        stroke_width=1.5,
+        stroke_dasharray="5 4",
+        class_="reference",
+    )
+    for i, row in enumerate(rows):
+        mid = labels.mid(i)
+        labels.draw(canvas, i, x.start - 8, mid)
+        for j, s in enumerate(series):
+            value = s.values[i] if i < len(s.values) else None
+            if value is None:
+                continue
+            canvas.add(
+                "circle",
+                f"<title>{esc(s.label)}, {esc(row)}: {_number(value)}×</title>",
+                cx=x.at(value),
+                cy=mid + (j - (len(series) - 1) / 2) * 8.0,
+                r=4.0,
+                fill=s.color,
+                stroke="#fff",
+                stroke_width=1.0,
+                class_="point",
+                data_label=s.label,
+                data_row=row,
+                data_x=f"{value:.6g}",
+            )
+    _legend(canvas, entries, labels.width, bottom + 60)
     return canvas.render()
