@@ -12,7 +12,14 @@ from codeduel.benchmarks import Task
 from codeduel.extract import AFTER_CODE, CLOSE_FENCE
 from codeduel.types import GenerateConfig, Message
 
-__all__ = ["CLOSE_FENCE", "CodePrompt", "answer_turn", "code_prompt", "repair_prompt"]
+__all__ = [
+    "CLOSE_FENCE",
+    "CodePrompt",
+    "answer_turn",
+    "code_prompt",
+    "feedback_prompt",
+    "repair_prompt",
+]
 
 INSTRUCTION = (
     "Please provide a self-contained Python script that solves the following problem "
@@ -47,6 +54,14 @@ def code_prompt(task: Task) -> CodePrompt:
 def answer_turn(code: str) -> str:
     """A previous answer, as the assistant turn that the repair prompt shows it in."""
     return f"{RESPONSE_PREFIX}\n{OPEN_FENCE}{code.rstrip()}{CLOSE_FENCE}"
+
+
+def feedback_prompt(task: Task, answer: str, feedback: str) -> CodePrompt:
+    """The follow-up of an attempt with what its visible run measured (a GPU task's)."""
+    first = code_prompt(task)
+    user = f"{feedback.strip()}\nPlease provide the whole improved script in a markdown code block."
+    messages = (*first.messages, Message("assistant", answer), Message("user", user))
+    return CodePrompt(messages, first.prefill)
 
 
 def repair_prompt(task: Task, answer: str, failing_test: str, error: str) -> CodePrompt:

@@ -75,7 +75,7 @@ class RunOptions:
             "timeout_factor": self.timeout_factor,
         }
         strategy = get_strategy(self.strategy, self.strategy_options)
-        settings = strategy.options.model_dump(mode="json")
+        settings = strategy.options.stored()
         # Only strategies with options store them, so runs from before options still resume.
         if settings:
             config["strategy_options"] = settings

@@ -162,10 +162,13 @@ class Solution:
     task: Task
     sample_index: int
     attempts: tuple[Attempt, ...]
+    # The answer the loop chose from its visible runs (a GPU loop's fastest correct one);
+    # None: `final_index`.
+    chosen: int | None = None
 
     @property
     def final(self) -> int:
-        return final_index(self.attempts)
+        return self.chosen if self.chosen is not None else final_index(self.attempts)
 
 
 class Scorer:

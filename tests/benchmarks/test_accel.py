@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from codeduel.benchmarks import _accel_harness, load_benchmark
-from codeduel.benchmarks.accel import HIDDEN_SEEDS, AccelTask, parse_report
+from codeduel.benchmarks.accel import HIDDEN_SEEDS, VISIBLE_SEEDS, AccelTask, parse_report
 from codeduel.errors import BenchmarkError
 from codeduel.executors import LocalExecutor
 from codeduel.sandbox import ExecResult, Sandbox
@@ -134,14 +134,26 @@ def test_the_reference_passes_and_each_hostile_answer_fails_with_its_reason(
         assert hostile_report is not None and hostile_report["verdict"] == "failed"
 
 
-def test_the_visible_program_checks_only_the_small_size(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_the_visible_program_checks_every_size_on_the_visible_seeds_only(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
     (task,) = load_benchmark(str(_task_file(tmp_path, SCALE))).tasks
     assert isinstance(task, AccelTask)
-    # Right on 10 values, wrong beyond: the visible check passes, the hidden one does not.
-    partial = "def scale(x, a):\n    y = x * a + 1\n    y[10:] = 0\n    return y\n"
+    # Right on the visible seeds' inputs (recognised by their first value), wrong elsewhere:
+    # the visible check passes at every size, the hidden one does not.
+    firsts = [
+        float(np.random.default_rng(seed).standard_normal(1, dtype=np.float32)[0])
+        for seed in VISIBLE_SEEDS
+    ]
+    partial = (
+        "def scale(x, a):\n    y = x * a + 1\n"
+        f"    if float(x[0]) not in {firsts!r}:\n        y[0] += 1\n    return y\n"
+    )
     visible, hidden = _run(sandbox, [task.visible_program(partial), task.program(partial)])
     assert visible.status == "passed", visible.detail
-    assert hidden.status == "failed" and "medium input" in hidden.detail
+    report = parse_report(visible.stdout)
+    assert report is not None and set(report["sizes"]) == {"small", "medium", "large"}
+    assert hidden.status == "failed" and "small input (seed 1009)" in hidden.detail
 
 
 def test_the_gpu_executor_is_refused_in_one_line_without_a_gpu(
@@ -279,8 +291,11 @@ def test_a_run_stores_what_the_harness_measured_with_each_execution(
     status, hidden = by_tests["hidden"]
     assert status == "passed" and hidden["verdict"] == "passed" and hidden["gpu"] is False
     assert set(hidden["sizes"]) == {"small", "medium", "large"}
-    # The visible run checked the small size only.
-    assert set(by_tests["visible"][1]["sizes"]) == {"small"}
+    # The visible run checked every size (on other seeds); nothing was timed on the CPU.
+    assert set(by_tests["visible"][1]["sizes"]) == {"small", "medium", "large"}
+    # The task's baseline: its reference checked on the CPU, no speed measured.
+    (baseline,) = sqlite3.connect(db).execute("SELECT baseline FROM tasks").fetchone()
+    assert json.loads(baseline)["verdict"] == "passed" and json.loads(baseline)["gpu"] is False
 
 
 def test_a_sample_sees_the_gpu_lock_read_only_and_can_hold_it(tmp_path: Path) -> None:

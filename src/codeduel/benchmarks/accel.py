@@ -133,6 +133,7 @@ class AccelTask(Task):
         seeds: tuple[int, ...],
         time: tuple[str, ...],
         time_numpy: bool = False,
+        numpy_repeats: int = 3,
     ) -> dict[str, Any]:
         """What the harness's `main` takes: the task, the answer, what to check and time."""
         spec = self.spec
@@ -146,6 +147,7 @@ class AccelTask(Task):
             "seeds": list(seeds),
             "time": list(time),
             "time_numpy": time_numpy,
+            "numpy_repeats": numpy_repeats,
             "rtol": spec.rtol,
             "atol": spec.atol,
             "memory_budget_mb": spec.memory_budget_mb,
@@ -162,9 +164,16 @@ class AccelTask(Task):
         return self.harness_program(solution, sizes=sizes, seeds=HIDDEN_SEEDS, time=sizes)
 
     def visible_program(self, solution: str) -> str:
-        """The smallest size, on the seeds the loop may learn from; nothing timed."""
+        """Every size on the seeds the loop may learn from; the largest timed, with NumPy's
+        time beside it (one NumPy call: this is feedback, not the score)."""
+        sizes = self.spec.sizes
         return self.harness_program(
-            solution, sizes=self.spec.sizes[:1], seeds=VISIBLE_SEEDS, time=()
+            solution,
+            sizes=sizes,
+            seeds=VISIBLE_SEEDS,
+            time=sizes[-1:],
+            time_numpy=True,
+            numpy_repeats=1,
         )
 
     def reference_program(self) -> str | None:
@@ -308,7 +317,8 @@ def _task(obj: dict[str, Any], where: str, framework: Framework | None) -> Accel
         test="",
         # What the visible program checks (`visible_program`): strategies that learn from
         # visible tests run it.
-        visible_test=f"{entry}(*make_inputs({sizes[0]!r}, seed)) for seed in {VISIBLE_SEEDS}",
+        visible_test=f"{entry}(*make_inputs(size, seed)) for size in {tuple(sizes)!r} "
+        f"for seed in {VISIBLE_SEEDS}",
         accel=spec,
     )
 

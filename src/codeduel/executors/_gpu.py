@@ -18,7 +18,7 @@ from codeduel.sandbox import Limits, Sandbox, gpu_devices
 __all__ = ["PROGRAMS_PER_GPU", "GpuExecutor", "gpu_count"]
 
 _GPU_NODE = re.compile(r"/dev/nvidia(\d+)$")
-PROGRAMS_PER_GPU = 4
+PROGRAMS_PER_GPU = 8
 """Programs at once per GPU, at most (and no more than the workers asked for)."""
 
 

@@ -210,8 +210,16 @@ class _Speeds:
 
     def __init__(self, baselines: Mapping[str, Mapping[str, Any]]) -> None:
         self.baselines = {t: _as_sizes(b.get("sizes")) for t, b in baselines.items()}
+        # The harness states the task's sizes in order (smallest first) where it is new enough.
+        self.order = {
+            t: order[-1]
+            for t, b in baselines.items()
+            if isinstance(order := b.get("size_order"), list) and order
+        }
 
     def largest(self, a: _Answer) -> str | None:
+        if a.task_id in self.order:
+            return str(self.order[a.task_id])
         return _largest(self.baselines.get(a.task_id, {}), a.sizes)
 
     def over(self, a: _Answer, size: str | None, against: str) -> float | None:

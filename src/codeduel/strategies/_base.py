@@ -6,7 +6,7 @@ import abc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,6 +54,18 @@ class StrategyOptions(BaseModel):
     """Base of each strategy's `-S key=value` options; unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Options added after runs were stored: kept out of the stored config at their default,
+    # so those runs still resume.
+    stored_unless_default: ClassVar[frozenset[str]] = frozenset()
+
+    def stored(self) -> dict[str, Any]:
+        """The options as a run stores them (`stored_unless_default` left out at default)."""
+        settings = self.model_dump(mode="json")
+        defaults = type(self)().model_dump(mode="json")
+        for name in self.stored_unless_default:
+            if settings.get(name) == defaults.get(name):
+                settings.pop(name, None)
+        return settings
 
 
 class Strategy(abc.ABC):

@@ -11,10 +11,12 @@ prompt tokens are stored but not budgeted. By default it is `RepairOptions().att
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 from pydantic import Field
 
 from codeduel.benchmarks import Task
+from codeduel.benchmarks.accel import AccelTask
 from codeduel.prompts import code_prompt
 from codeduel.strategies._base import (
     Attempt,
@@ -25,6 +27,7 @@ from codeduel.strategies._base import (
     run_attempt,
     sample_config,
 )
+from codeduel.strategies._gpu import DEFAULT_SPEEDUP, choose_final, judge_gpu
 from codeduel.strategies.repair import RepairOptions
 from codeduel.types import GenerateConfig
 
@@ -46,6 +49,12 @@ class ResampleOptions(StrategyOptions):
         description="Of later samples; default the run's, or 0.8 when it is 0.",
     )
     max_samples: int = Field(default=10, ge=1, le=100, description="Cap on samples per task.")
+    speedup: float = Field(
+        default=DEFAULT_SPEEDUP,
+        gt=0,
+        description="GPU tasks: stop once correct and this many times NumPy's speed.",
+    )
+    stored_unless_default: ClassVar[frozenset[str]] = frozenset({"speedup"})
 
 
 def token_budget(options: ResampleOptions, config: GenerateConfig) -> int:
@@ -83,6 +92,12 @@ class Resample(Strategy):
             attempt = await run_attempt(task, prompt.messages, config, ctx.model, ctx, visible=True)
             attempts.append(attempt)
             spent += attempt.call.output.completion_tokens if attempt.call.output else 0
-            if not attempt.answered or attempt.visible is None or attempt.visible_passed:
+            if not attempt.answered or attempt.visible is None or self._good(task, attempt):
                 break
-        return Solution(ctx.model.key, self.name, task, sample_index, tuple(attempts))
+        chosen = choose_final(task, attempts, self.settings.speedup)
+        return Solution(ctx.model.key, self.name, task, sample_index, tuple(attempts), chosen)
+
+    def _good(self, task: Task, attempt: Attempt) -> bool:
+        if isinstance(task, AccelTask):
+            return judge_gpu(task, attempt, self.settings.speedup).done
+        return attempt.visible_passed
