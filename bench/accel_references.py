@@ -111,17 +111,38 @@ def summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _runs(paths: list[Path]) -> list[list[dict[str, Any]]]:
+    """Each path's rows as one run: JSON lines from this script, or a run store, whose every
+    run's task baselines (its calibration: the references timed in the sandbox) count as one."""
+    runs = []
+    for path in paths:
+        if path.suffix != ".db":
+            runs.append([json.loads(line) for line in path.read_text("utf-8").splitlines()])
+            continue
+        from codeduel.store import Store
+
+        with Store(path) as store:
+            for run in store.runs():
+                framework = run.benchmark.removeprefix("accel-")
+                baselines = store.task_baselines(run.id)
+                if baselines:
+                    runs.append(
+                        [{**b, "framework": framework, "task_id": t} for t, b in baselines.items()]
+                    )
+    return runs
+
+
 def spread(paths: list[Path]) -> str:
     """Per task, the large size's GPU time across separate runs: median, min, max, max/min."""
+    runs = _runs(paths)
     times: dict[tuple[str, str], list[float]] = {}
-    for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            r = json.loads(line)
+    for rows in runs:
+        for r in rows:
             ms = r.get("sizes", {}).get("large", {}).get("gpu_ms")
             if ms:
                 times.setdefault((r["framework"], r["task_id"]), []).append(ms)
     lines = [
-        f"{len(paths)} runs; the large size's GPU time per task (ms)",
+        f"{len(runs)} runs; the large size's GPU time per task (ms)",
         "| framework | task | runs | median | min | max | max/min |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -140,6 +161,14 @@ def spread(paths: list[Path]) -> str:
         lines.append(
             f"max/min across runs: median {ratios[len(ratios) // 2]:.2f}, worst {ratios[-1]:.2f}"
         )
+    for framework in sorted({f for f, _ in times}):
+        mine = {t: v for (f, t), v in times.items() if f == framework}
+        counts = sorted(len(v) for v in mine.values())
+        spans = sorted(max(v) / min(v) for v in mine.values())
+        lines.append(
+            f"{framework}: {len(mine)} tasks, {counts[0]}-{counts[-1]} runs each; max/min "
+            f"median {spans[len(spans) // 2]:.2f}, worst {spans[-1]:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -152,7 +181,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="Check and time large only, no NumPy (noise runs)."
     )
-    parser.add_argument("--spread", nargs="+", type=Path, help="Summarise runs' JSON lines.")
+    parser.add_argument(
+        "--spread", nargs="+", type=Path, help="Summarise runs: JSON lines, or run stores (.db)."
+    )
     args = parser.parse_args()
     if args.spread:
         print(spread(args.spread))
