@@ -109,3 +109,21 @@ def test_repair_feeds_back_the_mismatch_and_the_fixed_answer_scores(tmp_path: Pa
     assert con.execute("SELECT status, final_attempt FROM samples").fetchall() == [("passed", 1)]
     statuses = con.execute("SELECT status FROM attempts ORDER BY attempt_index").fetchall()
     assert statuses == [("failed",), ("passed",)]
+
+
+def _fresh(request: dict[str, Any]) -> str:
+    """Resample's stand-in: wrong at temperature 0 (the first sample), right when it samples."""
+    return f"```python\n{RIGHT if request.get('temperature') else WRONG}\n```"
+
+
+def test_resample_stops_at_the_first_visibly_correct_gpu_answer(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    db = tmp_path / "r.db"
+    with FakeAPI(_fresh) as api:
+        argv = ["run", str(_task_file(tmp_path, SCALE)), "--model", "openai-compat/m"]
+        argv += ["-M", f"base_url={api.openai_url}", "--strategy", "resample"]
+        argv += ["--db", str(db), "--no-progress"]
+        assert exit_code(argv) == 0
+        assert len(api.posts) == 2
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT status, final_attempt FROM samples").fetchall() == [("passed", 1)]
