@@ -92,15 +92,21 @@ def _script(request: dict[str, Any]) -> str:
     return f"```python\n{WRONG if len(turns) == 1 else RIGHT}\n```"
 
 
-def test_repair_feeds_back_the_mismatch_and_the_fixed_answer_scores(tmp_path: Path) -> None:
+def _loop(tmp_path: Path, script: Any, strategy: str) -> tuple[list[dict[str, Any]], Path]:
+    """`codeduel run` of the GPU task file with `strategy`, answered by `script` over the
+    loopback API; the request bodies and the store."""
     pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
     db = tmp_path / "r.db"
-    with FakeAPI(_script) as api:
+    with FakeAPI(script) as api:
         argv = ["run", str(_task_file(tmp_path, SCALE)), "--model", "openai-compat/m"]
-        argv += ["-M", f"base_url={api.openai_url}", "--strategy", "repair"]
+        argv += ["-M", f"base_url={api.openai_url}", "--strategy", strategy]
         argv += ["--db", str(db), "--no-progress"]
         assert exit_code(argv) == 0
-        bodies = [r.body for r in api.posts if r.body]
+        return [r.body for r in api.posts if r.body], db
+
+
+def test_repair_feeds_back_the_mismatch_and_the_fixed_answer_scores(tmp_path: Path) -> None:
+    bodies, db = _loop(tmp_path, _script, "repair")
     assert len(bodies) == 2
     told = bodies[1]["messages"][-1]["content"]
     assert "On the visible inputs your function is wrong: small input (seed 0)" in told
@@ -117,13 +123,7 @@ def _fresh(request: dict[str, Any]) -> str:
 
 
 def test_resample_stops_at_the_first_visibly_correct_gpu_answer(tmp_path: Path) -> None:
-    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
-    db = tmp_path / "r.db"
-    with FakeAPI(_fresh) as api:
-        argv = ["run", str(_task_file(tmp_path, SCALE)), "--model", "openai-compat/m"]
-        argv += ["-M", f"base_url={api.openai_url}", "--strategy", "resample"]
-        argv += ["--db", str(db), "--no-progress"]
-        assert exit_code(argv) == 0
-        assert len(api.posts) == 2
+    bodies, db = _loop(tmp_path, _fresh, "resample")
+    assert len(bodies) == 2
     con = sqlite3.connect(db)
     assert con.execute("SELECT status, final_attempt FROM samples").fetchall() == [("passed", 1)]
