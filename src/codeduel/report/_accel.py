@@ -30,7 +30,7 @@ __all__ = [
     "Accel",
     "AccelAttempts",
     "AccelSystem",
-    "AccelTask",
+    "AccelTaskRow",
     "accel_intro",
     "accel_markdown",
     "accel_tables",
@@ -81,7 +81,7 @@ class AccelSystem:
 
 
 @dataclass(frozen=True)
-class AccelTask:
+class AccelTaskRow:
     """One system on one task: what the per-task plot shows."""
 
     task_id: str
@@ -113,7 +113,7 @@ class Accel:
     speed_measured: bool
     sizes: tuple[str, ...]
     systems: tuple[AccelSystem, ...]
-    tasks: tuple[AccelTask, ...]
+    tasks: tuple[AccelTaskRow, ...]
     attempts: tuple[AccelAttempts, ...] = ()
 
 
@@ -306,7 +306,7 @@ def _summarize(
 
 def _task_rows(
     order: Sequence[str], systems: Mapping[tuple[str, str], Sequence[_Answer]], speeds: _Speeds
-) -> list[AccelTask]:
+) -> list[AccelTaskRow]:
     rows = []
     for task in order:
         for (model, strategy), answers in systems.items():
@@ -316,7 +316,7 @@ def _task_rows(
             largest = speeds.at(None)
             ups = [x for a in mine if a.correct and (x := largest(a)) is not None]
             rows.append(
-                AccelTask(
+                AccelTaskRow(
                     task,
                     _system(model, strategy),
                     len(mine),
