@@ -13,6 +13,8 @@ about Claude: the run shows that a user with a key gets the table in one command
 model's calls are replayed from the store there (same requests, greedy).
 
 Each run's GPU-task summary is printed (`codeduel report`'s section); the store is the result.
+Runs already complete in the store are skipped, so a later call (a copy of the committed
+store as --db) does only what is missing.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ def main() -> int:
     for kind in args.runs:
         for framework in args.frameworks if kind != "duel" else ["torch"]:
             name = f"accel-{framework}-{kind}"
+            done = store.get_run(name)
+            if done is not None and done.status == "complete":
+                print(f"{name}: complete in the store, skipped", flush=True)
+                continue
             strategy = {"duel": "single"}.get(kind, kind)
             models: list[Model] = [local]
             model_specs = [spec]
