@@ -60,6 +60,7 @@ def evaluate_file(
     timeout_factor: float = TIMEOUT_FACTOR,
     workers: int | None = None,
     allow_unsafe: bool = False,
+    executor: str = "local",
 ) -> dict[str, Any]:
     """Run every sample of `samples_path`; writes `output` whole, or not at all.
 
@@ -71,16 +72,16 @@ def evaluate_file(
     samples = load_samples(samples_path, tasks)
     used = [tasks[task_id] for task_id in dict.fromkeys(task_id for _, task_id, _ in samples)]
     workers = workers or os.cpu_count() or 1
-    with open_executor(workers=workers, allow_unsafe=allow_unsafe) as executor:
+    with open_executor(executor, workers=workers, allow_unsafe=allow_unsafe) as programs:
 
         async def graded() -> list[ExecutionRecord]:
-            await preflight(used, executor)
-            scorer = Scorer(executor)
+            await preflight(used, programs)
+            scorer = Scorer(programs)
             await scorer.calibrate(used, timeout_s, timeout_factor)
             return await scorer.run_tests([(tasks[t], "hidden", code) for _, t, code in samples])
 
         results = asyncio.run(graded())
-        isolation = executor.provenance
+        isolation = programs.provenance
     per_task: dict[str, list[bool]] = defaultdict(list)
     for (_, task_id, _), result in zip(samples, results, strict=True):
         per_task[task_id].append(result.status == "passed")
@@ -101,6 +102,8 @@ def evaluate_file(
         "unsafe_sandbox": allow_unsafe,
         "sandbox_missing": isolation["missing"],
         "sandbox_launch": isolation["launch"],
+        **({"executor": executor} if executor != "local" else {}),
+        **({"cluster": isolation["cluster"]} if "cluster" in isolation else {}),
     }
     payload = {
         "summary": summary,

@@ -94,6 +94,7 @@ def rescore_run(
     *,
     workers: int | None = None,
     allow_unsafe: bool = False,
+    executor: str = "local",
 ) -> Run:
     """Re-grade run `name` into a new run (`NAME-rescored` by default); returns it."""
     run = store.get_run(name)
@@ -122,8 +123,8 @@ def rescore_run(
         for tests in attempt.tests
     ]
     workers = workers or os.cpu_count() or 1
-    with open_executor(workers=workers, allow_unsafe=allow_unsafe) as executor:
-        scorer = Scorer(executor)
+    with open_executor(executor, workers=workers, allow_unsafe=allow_unsafe) as programs:
+        scorer = Scorer(programs)
 
         async def graded() -> tuple[list[ExecutionRecord], dict[str, float]]:
             await scorer.calibrate(used, floor, factor)
@@ -131,7 +132,7 @@ def rescore_run(
             return await scorer.run_tests(jobs), limits
 
         results, limits = asyncio.run(graded())
-        layers = executor.provenance["layers"]
+        layers = programs.provenance["layers"]
     done = iter(results)
     records = [
         _rescored(sample, attempts, done, limits[sample["task_id"]]) for sample, attempts in stored

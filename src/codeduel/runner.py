@@ -107,11 +107,15 @@ def _sandbox_provenance(executor: Executor, unsafe: bool, before: Any = None) ->
         missing |= set(before.get("missing", []))
         unsafe = unsafe or bool(before.get("unsafe_sandbox"))
         launches |= set(before.get("launches", []))
+    extra: dict[str, Any] = {
+        k: isolation[k] for k in ("gpus", "programs", "cluster") if k in isolation
+    }
     return {
         "layers": layers,
         "missing": sorted(missing),
         "unsafe_sandbox": unsafe,
         "launches": sorted(launches),
+        **extra,
     }
 
 

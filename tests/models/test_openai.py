@@ -403,7 +403,7 @@ def test_the_client_closes_with_its_event_loop(api: FakeAPI) -> None:
     provider = _model(api).provider
     asyncio.run(provider.generate(PROMPT, GenerateConfig()))
     # Private, but the only witness: a leaked client would hold its connections open.
-    first = provider._clients.current  # type: ignore[attr-defined]
+    first = provider._endpoints[0].clients.current  # type: ignore[attr-defined]
     assert first is not None and first.is_closed()
     asyncio.run(provider.generate(PROMPT, GenerateConfig()))
-    assert provider._clients.current is not first  # type: ignore[attr-defined]
+    assert provider._endpoints[0].clients.current is not first  # type: ignore[attr-defined]

@@ -180,6 +180,7 @@ def run(
     "Floor of the per-task time limit, seconds (scaled up for slow references, as in run)."
 )
 @workers_option
+@executor_option
 @unsafe_sandbox_option
 def evaluate(
     benchmark: str,
@@ -187,6 +188,7 @@ def evaluate(
     output: Path,
     timeout: float,
     workers: int | None,
+    executor: str,
     unsafe_sandbox: bool,
 ) -> None:
     """Execute samples made elsewhere against a benchmark's tests."""
@@ -199,6 +201,7 @@ def evaluate(
         timeout_s=timeout,
         workers=workers,
         allow_unsafe=unsafe_sandbox,
+        executor=executor,
     )
     click.echo(
         f"pass@1 {100 * summary['pass@1']:.1f}% ({summary['passed']}/{summary['total']}) "
@@ -210,10 +213,16 @@ def evaluate(
 @click.argument("run_name", metavar="RUN")
 @click.option("--run-name", "new_name", help="Name of the new run (default: RUN-rescored).")
 @workers_option
+@executor_option
 @unsafe_sandbox_option
 @db_option
 def rescore(
-    run_name: str, new_name: str | None, workers: int | None, unsafe_sandbox: bool, db: Path | None
+    run_name: str,
+    new_name: str | None,
+    workers: int | None,
+    executor: str,
+    unsafe_sandbox: bool,
+    db: Path | None,
 ) -> None:
     """Re-grade a stored run's answers with today's extraction and tests, into a new run.
 
@@ -222,7 +231,14 @@ def rescore(
     from codeduel.rescore import rescore_run
 
     with _open_store(db) as store:
-        new = rescore_run(store, run_name, new_name, workers=workers, allow_unsafe=unsafe_sandbox)
+        new = rescore_run(
+            store,
+            run_name,
+            new_name,
+            workers=workers,
+            allow_unsafe=unsafe_sandbox,
+            executor=executor,
+        )
         old = store.get_run(run_name)
         assert old is not None
         for label, run in (("before", old), ("after", new)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,15 +52,34 @@ unsafe_sandbox_option = click.option(
     is_flag=True,
     help="Run untrusted code even where the sandbox lacks required isolation (see doctor).",
 )
+
+
 # The names of `codeduel.executors.EXECUTORS`, listed here so --help imports nothing more.
-executor_option = click.option(
-    "--executor",
-    type=click.Choice(["local", "gpu"]),
-    default="local",
-    show_default=True,
-    help="Where model-written programs run: local (this machine's sandbox), or gpu (the "
-    "sandbox with the NVIDIA GPUs visible, one program per GPU at a time).",
-)
+def _ray_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # Ray's own convention: ray.init() connects to $RAY_ADDRESS.
+    if value:
+        os.environ["RAY_ADDRESS"] = value
+    return value
+
+
+def executor_option(f: F) -> F:
+    """--executor and --ray-address."""
+    f = click.option(
+        "--ray-address",
+        callback=_ray_address,
+        expose_value=False,
+        help="The Ray cluster of --executor ray (default: $RAY_ADDRESS, else a local Ray "
+        "started for the run).",
+    )(f)
+    return click.option(
+        "--executor",
+        type=click.Choice(["local", "gpu", "ray"]),
+        default="local",
+        show_default=True,
+        help="Where model-written programs run: local (this machine's sandbox), gpu (the "
+        "sandbox with the NVIDIA GPUs visible, timing one program per GPU at a time), or ray "
+        "(the sandbox on each node of a Ray cluster).",
+    )(f)
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:

@@ -6,6 +6,7 @@ from codeduel.errors import OptionError
 from codeduel.executors._base import Executor
 from codeduel.executors._gpu import GpuExecutor
 from codeduel.executors._local import LocalExecutor
+from codeduel.executors._ray import RayExecutor
 from codeduel.sandbox import Limits
 
 __all__ = ["EXECUTORS", "open_executor"]
@@ -13,6 +14,7 @@ __all__ = ["EXECUTORS", "open_executor"]
 EXECUTORS: dict[str, type[Executor]] = {
     LocalExecutor.name: LocalExecutor,
     GpuExecutor.name: GpuExecutor,
+    RayExecutor.name: RayExecutor,
 }
 """The executors `open_executor` knows, by name."""
 

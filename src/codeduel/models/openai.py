@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -19,7 +21,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import SecretStr
 
 from codeduel.errors import OptionError
-from codeduel.models._http import ApiErrors, ApiOptions, api_info, client_options
+from codeduel.models._http import ApiErrors, ApiOptions, api_info, client_options, public_url
 from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
 from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
@@ -52,6 +54,25 @@ class OpenAIOptions(ApiOptions):
 class OpenAICompatOptions(OpenAIOptions):
     # Wins over OPENAI_API_KEY; most local servers need none.
     api_key: SecretStr | None = None
+    # Replicas of one model: comma-separated base URLs, load-balanced by outstanding calls,
+    # each with `max_concurrency` of its own; wins over `base_url`.
+    endpoints: str | None = None
+
+
+@dataclass
+class _Endpoint:
+    """One replica: its client, the calls in flight on it, and until when it is left out
+    (after a connection failure)."""
+
+    url: str
+    clients: LoopBoundClient[openai.AsyncOpenAI]
+    outstanding: int = 0
+    calls: int = 0
+    down_until: float = 0.0
+
+
+ENDPOINT_COOLDOWN_S = 5.0
+"""A replica that refused a connection is left out this long (then tried again)."""
 
 
 class OpenAIProvider(Provider):
@@ -77,15 +98,19 @@ class OpenAIProvider(Provider):
         assert isinstance(options, OpenAIOptions)
         self.opts: OpenAIOptions = options
         key, self.key_source, key_fix = self._resolve_key()
-        self.base_url = self._resolve_base_url()
+        urls = self._endpoint_urls() or [self._resolve_base_url()]
+        self.base_url = urls[0]
+        self.per_endpoint = options.max_concurrency or self.default_concurrency
         self.capabilities = Capabilities(
             local=self._serves_locally(),
-            max_concurrency=options.max_concurrency or self.default_concurrency,
+            max_concurrency=self.per_endpoint * len(urls),
             supports_prefill=False,
             deterministic_greedy=self.greedy_is_deterministic,
         )
-        settings = client_options(key, self.base_url, options.timeout_s)
-        self._clients = LoopBoundClient(lambda: openai.AsyncOpenAI(**settings))
+        self._endpoints = [
+            _Endpoint(url, _client_factory(client_options(key, url, options.timeout_s)))
+            for url in urls
+        ]
         secret = None if key == NO_KEY else key
         self._errors = ApiErrors(f"{self.name}/{model}", secret, key_fix, self.base_url)
 
@@ -107,19 +132,48 @@ class OpenAIProvider(Provider):
             )
         return url
 
+    def _endpoint_urls(self) -> list[str]:
+        return []
+
     def _serves_locally(self) -> bool:
         return False
+
+    async def _endpoint(self) -> _Endpoint:
+        """The replica with the fewest calls in flight, below its own limit, that is not
+        left out; those left out only when every one is."""
+        while True:
+            now = time.monotonic()
+            up = [e for e in self._endpoints if e.down_until <= now] or self._endpoints
+            free = [e for e in up if e.outstanding < self.per_endpoint]
+            if free:
+                return min(free, key=lambda e: (e.outstanding, e.calls))
+            await asyncio.sleep(0.01)
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         if config.prefill:
             raise ValueError(f"provider {self.name} cannot prefill; check supports_prefill")
         stops = [s for s in config.stop if s]
-        client = await self._clients.get()
-        start = time.perf_counter()
-        # Any other APIError broke the stream: the SDK wraps transport errors mid-stream as
-        # APIConnectionError (a cut, a read timeout), an error object inside a 200 stream as one.
-        with self._errors.mapped(openai.APIStatusError, self._status_error, (openai.APIError,)):
-            return await self._stream(client, messages, stops, config, start)
+        endpoint = await self._endpoint()
+        endpoint.outstanding += 1
+        endpoint.calls += 1
+        try:
+            client = await endpoint.clients.get()
+            start = time.perf_counter()
+            # Any other APIError broke the stream: the SDK wraps transport errors mid-stream as
+            # APIConnectionError (a cut, a read timeout), an error object inside a 200 stream
+            # as one.
+            with self._errors.mapped(openai.APIStatusError, self._status_error, (openai.APIError,)):
+                try:
+                    output = await self._stream(client, messages, stops, config, start)
+                except openai.APIConnectionError:
+                    # A replica that died: the retry goes to another one.
+                    endpoint.down_until = time.monotonic() + ENDPOINT_COOLDOWN_S
+                    raise
+        finally:
+            endpoint.outstanding -= 1
+        if len(self._endpoints) > 1:
+            output.extra["endpoint"] = public_url(endpoint.url)
+        return output
 
     async def _stream(
         self,
@@ -199,13 +253,21 @@ class OpenAIProvider(Provider):
     def info(self) -> dict[str, Any]:
         return {
             **api_info(self.name, self.model, self.base_url, openai),
+            **(
+                {"endpoints": [public_url(e.url) for e in self._endpoints]}
+                if len(self._endpoints) > 1
+                else {}
+            ),
             "api_key": self.key_source,
             "max_tokens_field": self.max_tokens_field,
-            "options": self.opts.model_dump(mode="json", exclude={"base_url", "api_key"}),
+            "options": self.opts.model_dump(
+                mode="json", exclude={"base_url", "api_key", "endpoints"}
+            ),
         }
 
     def close(self) -> None:
-        self._clients.close()
+        for endpoint in self._endpoints:
+            endpoint.clients.close()
 
 
 class OpenAICompatProvider(OpenAIProvider):
@@ -229,6 +291,14 @@ class OpenAICompatProvider(OpenAIProvider):
             return key, f"env {KEY_VARIABLE}", _REJECTED_ENV_KEY
         wanted = f"the server wants an API key: pass -M api_key=KEY or set {KEY_VARIABLE}"
         return NO_KEY, "none", wanted
+
+    def _endpoint_urls(self) -> list[str]:
+        assert isinstance(self.opts, OpenAICompatOptions)
+        urls = [u.strip() for u in (self.opts.endpoints or "").split(",") if u.strip()]
+        bad = [u for u in urls if urlsplit(u).scheme not in ("http", "https")]
+        if bad:
+            raise OptionError(f"-M endpoints: {bad[0]!r} is not an http(s) URL")
+        return urls
 
     def _serves_locally(self) -> bool:
         """A server on a loopback address runs on this machine."""
@@ -257,6 +327,11 @@ class LMStudioProvider(OpenAICompatProvider):
     name = "lmstudio"
     default_base_url = "http://127.0.0.1:1234/v1"
     preset = True
+
+
+def _client_factory(settings: dict[str, Any]) -> LoopBoundClient[openai.AsyncOpenAI]:
+    make: Callable[[], openai.AsyncOpenAI] = lambda: openai.AsyncOpenAI(**settings)  # noqa: E731
+    return LoopBoundClient(make)
 
 
 def _message(m: Message) -> ChatCompletionMessageParam:

@@ -1,0 +1,183 @@
+"""The Ray executor: programs run in sandbox actors on the nodes of a Ray cluster.
+
+One actor per node holds that node's sandbox pool (`codeduel.sandbox.Sandbox`, the same fork
+servers and isolation layers as a local run), with as many workers as the node has CPUs; it
+runs that many programs at once. The driver keeps at most two programs per worker in flight
+(back-pressure: a run of any size holds a bounded number), sends each to the actor with the
+fewest outstanding, and runs again elsewhere a program whose actor or node died: the verdict
+the driver records is the one it got back, so nothing is lost and nothing is scored twice.
+
+The cluster is `$RAY_ADDRESS` (`--ray-address`) or, when none is given, a local Ray started
+for the run. A node whose sandbox lacks a required layer is refused as a local one is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+from typing import Any
+
+from codeduel.errors import OptionError, UnsafeSandboxError
+from codeduel.executors._base import Executor
+from codeduel.sandbox import ExecResult, Limits
+
+__all__ = ["RayExecutor", "ray_missing"]
+
+_log = logging.getLogger(__name__)
+
+IN_FLIGHT_PER_WORKER = 2
+"""Programs the driver keeps in flight per sandbox worker of the cluster."""
+
+
+def ray_missing() -> str | None:
+    """Why Ray cannot be used here (one sentence), or None."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return "--executor ray needs Ray, which is not installed: pip install 'codeduel[ray]'"
+    return None
+
+
+class _SandboxActor:
+    """A node's sandbox pool, as a Ray actor (threaded: `workers` programs at once)."""
+
+    def __init__(self, workers: int, limits: dict[str, Any], allow_unsafe: bool) -> None:
+        from codeduel.sandbox import Sandbox
+
+        # Refusal is the driver's decision, made from every node's isolation at once.
+        self.sandbox = Sandbox(workers=workers, limits=Limits(**limits), allow_unsafe=True)
+        self.allow_unsafe = allow_unsafe
+
+    def isolation(self) -> dict[str, Any]:
+        import platform
+
+        isolation = self.sandbox.isolation
+        return {
+            "layers": dict(isolation.layers),
+            "missing": list(isolation.missing),
+            "reasons": dict(isolation.reasons),
+            "launch": isolation.launch,
+            "workers": self.sandbox.workers,
+            "host": platform.node(),
+        }
+
+    def run(self, program: str, timeout_s: float) -> ExecResult:
+        return self.sandbox.run(program, timeout_s)
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+
+@dataclasses.dataclass
+class _Member:
+    actor: Any
+    node: str
+    workers: int
+    outstanding: int = 0
+
+
+class RayExecutor(Executor):
+    """Programs run on a Ray cluster's nodes, each node's sandbox pool one actor."""
+
+    name = "ray"
+
+    def __init__(self, members: list[_Member], isolation: list[dict[str, Any]]) -> None:
+        self.members = members
+        self.isolation = isolation
+        self.retried = 0
+        self._slots = asyncio.Semaphore(IN_FLIGHT_PER_WORKER * sum(m.workers for m in members))
+
+    @classmethod
+    def open(cls, workers: int, limits: Limits, *, allow_unsafe: bool = False) -> RayExecutor:
+        problem = ray_missing()
+        if problem is not None:
+            raise OptionError(problem)
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if not ray.is_initialized():
+            address = os.environ.get("RAY_ADDRESS") or None
+            try:
+                ray.init(address=address, log_to_driver=False, include_dashboard=False)
+            except ConnectionError as exc:
+                raise OptionError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        remote = ray.remote(_SandboxActor)
+        members = []
+        for node in ray.nodes():  # type: ignore[no-untyped-call]
+            if not node.get("Alive"):
+                continue
+            cpus = int(node.get("Resources", {}).get("CPU", 0))
+            if cpus < 1:
+                continue
+            strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            actor = remote.options(
+                num_cpus=0, max_concurrency=cpus + 2, scheduling_strategy=strategy
+            ).remote(cpus, dataclasses.asdict(limits), allow_unsafe)
+            members.append(_Member(actor, node["NodeID"], cpus))
+        if not members:
+            raise OptionError("the Ray cluster has no live node with a CPU")
+        isolation = ray.get([m.actor.isolation.remote() for m in members])
+        unsafe = [i for i in isolation if i["missing"]]
+        if unsafe and not allow_unsafe:
+            for member in members:
+                ray.kill(member.actor)
+            node = unsafe[0]
+            why = "; ".join(f"{n}: {node['reasons'].get(n)}" for n in node["missing"])
+            raise UnsafeSandboxError(
+                f"the sandbox on Ray node {node['host']} lacks isolation that untrusted code "
+                f"needs ({why}); see `codeduel doctor` there, or pass --unsafe-sandbox"
+            )
+        return cls(members, isolation)
+
+    async def run(self, program: str, timeout_s: float) -> ExecResult:
+        import ray
+
+        async with self._slots:
+            while True:
+                if not self.members:
+                    raise RuntimeError("every Ray node's sandbox actor died")
+                member = min(self.members, key=lambda m: m.outstanding / m.workers)
+                member.outstanding += 1
+                try:
+                    result: ExecResult = await member.actor.run.remote(program, timeout_s)
+                    return result
+                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                    # The actor or its node died with the program in it: run it elsewhere.
+                    if member in self.members:
+                        self.members.remove(member)
+                    self.retried += 1
+                    _log.warning(
+                        "a Ray node's sandbox died with a program in it; running it on another node"
+                    )
+                finally:
+                    member.outstanding -= 1
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        import ray
+
+        first = self.isolation[0]
+        return {
+            "layers": first["layers"],
+            "missing": sorted({n for i in self.isolation for n in i["missing"]}),
+            "launch": first["launch"],
+            "cluster": {
+                "ray": ray.__version__,
+                "nodes": [
+                    {"host": i["host"], "workers": i["workers"], "launch": i["launch"]}
+                    for i in self.isolation
+                ],
+            },
+        }
+
+    def close(self) -> None:
+        import ray
+
+        for member in self.members:
+            with contextlib.suppress(Exception):  # a dead node's actor: nothing to close
+                ray.get(member.actor.close.remote(), timeout=30)
+            ray.kill(member.actor)
+        self.members = []
