@@ -56,12 +56,19 @@ def test_ray_gives_the_local_sandboxs_verdicts(cluster: Executor) -> None:
     assert 0 < sum(r.status == "passed" for r in remote[1640:]) < 656
 
 
+def test_one_executor_serves_one_event_loop_after_another(cluster: Executor) -> None:
+    """As `codeduel run` then `report` might, or a library caller: each `asyncio.run` anew."""
+    program = [("print('hi')", 10.0)] * 8
+    for _ in range(2):
+        assert [r.status for r in asyncio.run(cluster.run_many(program))] == ["passed"] * 8
+
+
 def test_ray_provenance_names_the_cluster_and_every_layer(cluster: Executor) -> None:
     provenance = cluster.provenance
     assert provenance["missing"] == []
     assert all(provenance["layers"].values())
     nodes = provenance["cluster"]["nodes"]
-    assert len(nodes) == 1 and nodes[0]["workers"] == 2
+    assert len(nodes) == 1 and nodes[0]["workers"] == 2 and nodes[0]["gpus"] == 0
     assert provenance["cluster"]["ray"].count(".") == 2
 
 

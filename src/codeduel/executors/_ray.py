@@ -76,6 +76,7 @@ class _Member:
     actor: Any
     node: str
     workers: int
+    gpus: int = 0
     outstanding: int = 0
 
 
@@ -88,7 +89,15 @@ class RayExecutor(Executor):
         self.members = members
         self.isolation = isolation
         self.retried = 0
-        self._slots = asyncio.Semaphore(IN_FLIGHT_PER_WORKER * sum(m.workers for m in members))
+        self._in_flight = IN_FLIGHT_PER_WORKER * sum(m.workers for m in members)
+        # One per event loop: a semaphore belongs to the loop that first waits on it.
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def _loop_slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._in_flight))
+        return self._slots[1]
 
     @classmethod
     def open(cls, workers: int, limits: Limits, *, allow_unsafe: bool = False) -> RayExecutor:
@@ -109,14 +118,15 @@ class RayExecutor(Executor):
         for node in ray.nodes():  # type: ignore[no-untyped-call]
             if not node.get("Alive"):
                 continue
-            cpus = int(node.get("Resources", {}).get("CPU", 0))
+            resources = node.get("Resources", {})
+            cpus = int(resources.get("CPU", 0))
             if cpus < 1:
                 continue
             strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
             actor = remote.options(
                 num_cpus=0, max_concurrency=cpus + 2, scheduling_strategy=strategy
             ).remote(cpus, dataclasses.asdict(limits), allow_unsafe)
-            members.append(_Member(actor, node["NodeID"], cpus))
+            members.append(_Member(actor, node["NodeID"], cpus, int(resources.get("GPU", 0))))
         if not members:
             raise OptionError("the Ray cluster has no live node with a CPU")
         isolation = ray.get([m.actor.isolation.remote() for m in members])
@@ -130,12 +140,14 @@ class RayExecutor(Executor):
                 f"the sandbox on Ray node {node['host']} lacks isolation that untrusted code "
                 f"needs ({why}); see `codeduel doctor` there, or pass --unsafe-sandbox"
             )
+        for member, seen in zip(members, isolation, strict=True):
+            seen["gpus"] = member.gpus
         return cls(members, isolation)
 
     async def run(self, program: str, timeout_s: float) -> ExecResult:
         import ray
 
-        async with self._slots:
+        async with self._loop_slots():
             while True:
                 if not self.members:
                     raise RuntimeError("every Ray node's sandbox actor died")
@@ -167,8 +179,7 @@ class RayExecutor(Executor):
             "cluster": {
                 "ray": ray.__version__,
                 "nodes": [
-                    {"host": i["host"], "workers": i["workers"], "launch": i["launch"]}
-                    for i in self.isolation
+                    {k: i[k] for k in ("host", "workers", "gpus", "launch")} for i in self.isolation
                 ],
             },
         }

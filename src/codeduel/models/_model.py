@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from codeduel.errors import ModelError, ModelUnusableError, OptionError
-from codeduel.models._provider import Provider, RetryableError
+from codeduel.models._provider import Provider, ProviderOptions, RetryableError
+from codeduel.models._ray_replicas import REPLICA_OPTIONS
 from codeduel.models._registry import ModelSpec, load_provider_class
 from codeduel.types import GenerateConfig, Message, ModelOutput
 
@@ -138,12 +139,42 @@ def redact_options(spec: ModelSpec, options: Mapping[str, str]) -> dict[str, str
 def load_model(spec: ModelSpec, options: Mapping[str, str]) -> Model:
     """Validate `-M` options against the provider's schema and instantiate it."""
     cls = load_provider_class(spec.provider)
+    engine = dict(options)
+    replicas = {k: engine.pop(k) for k in REPLICA_OPTIONS if k in engine}
     try:
-        parsed = cls.Options.model_validate(dict(options))
+        parsed = cls.Options.model_validate(engine)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
             for err in exc.errors()
         )
         raise OptionError(f"bad option for {spec.provider}: {problems}") from None
+    if replicas:
+        return Model(spec, _replicated(cls, spec, parsed, replicas))
     return Model(spec, cls(spec.model, parsed))
+
+
+def _replicated(
+    cls: type[Provider], spec: ModelSpec, parsed: ProviderOptions, options: dict[str, str]
+) -> Provider:
+    """`-M ray_replicas=N`: the engine in N Ray actors (`_ray_replicas.RayReplicas`)."""
+    from codeduel.models._local import LocalProvider
+
+    if not issubclass(cls, LocalProvider):
+        raise OptionError(
+            f"-M ray_replicas is for in-process engines (llamacpp, transformers), not "
+            f"{spec.provider}: give a server's replicas as -M endpoints=URL1,URL2"
+        )
+    try:
+        count = int(options.get("ray_replicas", "1"))
+        gpus = float(options.get("ray_gpus", "0"))
+        cpus = float(options.get("ray_cpus", "1"))
+    except ValueError:
+        raise OptionError(
+            "-M ray_replicas takes a whole number, ray_gpus and ray_cpus numbers"
+        ) from None
+    if count < 1 or gpus < 0 or cpus < 0:
+        raise OptionError("-M ray_replicas must be at least 1, ray_gpus and ray_cpus not negative")
+    from codeduel.models._ray_replicas import RayReplicas
+
+    return RayReplicas(cls, spec.model, parsed, count, gpus, cpus)
