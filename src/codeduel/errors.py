@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BenchmarkError",
+    "ClusterError",
     "CodeduelError",
     "ModelError",
     "ModelFileError",
@@ -47,6 +48,11 @@ class StoreError(UserError):
 
 class UnsafeSandboxError(UserError):
     """The sandbox here lacks isolation layers that untrusted code must not run without."""
+
+
+class ClusterError(UserError):
+    """The cluster lost every node that runs programs: the run stops; what is stored stays,
+    and `--resume` continues once nodes are back."""
 
 
 class ModelError(CodeduelError):

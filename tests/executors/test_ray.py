@@ -72,6 +72,15 @@ def test_ray_provenance_names_the_cluster_and_every_layer(cluster: Executor) -> 
     assert provenance["cluster"]["ray"].count(".") == 2
 
 
+def test_a_cluster_with_no_node_left_stops_with_one_sentence() -> None:
+    from codeduel.errors import ClusterError
+    from codeduel.executors._ray import RayExecutor
+
+    executor = RayExecutor([], [])
+    with pytest.raises(ClusterError, match="every node of the Ray cluster"):
+        asyncio.run(executor.run("print(1)", 5.0))
+
+
 def test_without_ray_the_executor_is_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

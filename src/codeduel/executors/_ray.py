@@ -20,7 +20,7 @@ import logging
 import os
 from typing import Any
 
-from codeduel.errors import OptionError, UnsafeSandboxError
+from codeduel.errors import ClusterError, OptionError, UnsafeSandboxError
 from codeduel.executors._base import Executor
 from codeduel.sandbox import ExecResult, Limits
 
@@ -147,10 +147,15 @@ class RayExecutor(Executor):
     async def run(self, program: str, timeout_s: float) -> ExecResult:
         import ray
 
+        dead = ClusterError(
+            "every node of the Ray cluster that ran programs died; --resume continues"
+        )
+        if not self.members:
+            raise dead
         async with self._loop_slots():
             while True:
                 if not self.members:
-                    raise RuntimeError("every Ray node's sandbox actor died")
+                    raise dead
                 member = min(self.members, key=lambda m: m.outstanding / m.workers)
                 member.outstanding += 1
                 try:
