@@ -44,12 +44,11 @@ def ray_missing() -> str | None:
 class _SandboxActor:
     """A node's sandbox pool, as a Ray actor (threaded: `workers` programs at once)."""
 
-    def __init__(self, workers: int, limits: dict[str, Any], allow_unsafe: bool) -> None:
+    def __init__(self, workers: int, limits: dict[str, Any]) -> None:
         from codeduel.sandbox import Sandbox
 
         # Refusal is the driver's decision, made from every node's isolation at once.
         self.sandbox = Sandbox(workers=workers, limits=Limits(**limits), allow_unsafe=True)
-        self.allow_unsafe = allow_unsafe
 
     def isolation(self) -> dict[str, Any]:
         import platform
@@ -88,7 +87,6 @@ class RayExecutor(Executor):
     def __init__(self, members: list[_Member], isolation: list[dict[str, Any]]) -> None:
         self.members = members
         self.isolation = isolation
-        self.retried = 0
         self._in_flight = IN_FLIGHT_PER_WORKER * sum(m.workers for m in members)
         # One per event loop: a semaphore belongs to the loop that first waits on it.
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
@@ -125,7 +123,7 @@ class RayExecutor(Executor):
             strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
             actor = remote.options(
                 num_cpus=0, max_concurrency=cpus + 2, scheduling_strategy=strategy
-            ).remote(cpus, dataclasses.asdict(limits), allow_unsafe)
+            ).remote(cpus, dataclasses.asdict(limits))
             members.append(_Member(actor, node["NodeID"], cpus, int(resources.get("GPU", 0))))
         if not members:
             raise OptionError("the Ray cluster has no live node with a CPU")
@@ -165,7 +163,6 @@ class RayExecutor(Executor):
                     # The actor or its node died with the program in it: run it elsewhere.
                     if member in self.members:
                         self.members.remove(member)
-                    self.retried += 1
                     _log.warning(
                         "a Ray node's sandbox died with a program in it; running it on another node"
                     )

@@ -96,7 +96,6 @@ class RayReplicas(Provider):
         inner: Capabilities = ray.get(first.capabilities.remote())
         self._identity: dict[str, Any] = ray.get(first.identity.remote())
         self._infos: list[dict[str, Any]] = ray.get([r.actor.info.remote() for r in self._replicas])
-        self.per_replica = inner.max_concurrency
         self.capabilities = dataclasses.replace(
             inner, max_concurrency=inner.max_concurrency * replicas
         )

@@ -23,6 +23,8 @@ from codeduel.report._hybrid_queries import (
     most_attempts,
 )
 from codeduel.report._table import Table, markdown_table
+from codeduel.report._table import estimate as _est
+from codeduel.report._table import pct as _pct
 from codeduel.store import Run, Store
 
 __all__ = [
@@ -396,14 +398,6 @@ def build_accel(store: Store, run: Run) -> Accel | None:
 
 
 # -- tables -----------------------------------------------------------------------------------
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def _est(est: Estimate | None) -> str:
-    return "–" if est is None else f"{_pct(est.value)} ({_pct(est.low)}–{_pct(est.high)})"
 
 
 def _share_cell(est: Estimate | None) -> str:

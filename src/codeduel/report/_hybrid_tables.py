@@ -6,13 +6,10 @@ from __future__ import annotations
 from codeduel.metrics import Estimate
 from codeduel.report._hybrid import Hybrid
 from codeduel.report._table import Table, markdown_table
+from codeduel.report._table import pct as _pct
 from codeduel.report._table import usd as format_usd
 
 __all__ = ["hybrid_intro", "hybrid_markdown", "hybrid_tables"]
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
 
 
 def hybrid_intro(hybrid: Hybrid) -> str:

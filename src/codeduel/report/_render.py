@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from codeduel.costs import LocalCost, break_even
-from codeduel.metrics import Estimate, Summary
+from codeduel.metrics import Summary
 from codeduel.report._accel import Accel, accel_markdown
 from codeduel.report._hybrid import Hybrid
 from codeduel.report._hybrid_tables import hybrid_markdown
 from codeduel.report._paired import Paired
 from codeduel.report._rows import ReportRow
 from codeduel.report._table import Table, markdown_table
+from codeduel.report._table import estimate as _est
+from codeduel.report._table import pct as _pct
 from codeduel.report._table import usd as _usd
 from codeduel.store import Run
 
@@ -63,14 +65,6 @@ def run_wall_s(run: Run) -> float | None:
         return None
     start = datetime.fromisoformat(run.started_at)
     return (datetime.fromisoformat(run.finished_at) - start).total_seconds()
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def _est(est: Estimate | None) -> str:
-    return "–" if est is None else f"{_pct(est.value)} ({_pct(est.low)}–{_pct(est.high)})"
 
 
 def _s(summary: Summary | None, attr: str) -> str:

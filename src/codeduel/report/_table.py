@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codeduel.metrics import Estimate
 
 __all__ = ["Table", "markdown_table"]
 
@@ -31,3 +35,13 @@ def usd(value: float | None) -> str:
         return f"${value:,.2f}"
     # Local energy costs run to fractions of a cent: show three significant digits.
     return f"${value:.3g}" if value < 0.001 else f"${value:.4f}"
+
+
+def pct(x: float) -> str:
+    """A share as a percentage cell, one decimal."""
+    return f"{100 * x:.1f}"
+
+
+def estimate(est: Estimate | None) -> str:
+    """A share with its interval: `62.3 (54.1–69.8)`."""
+    return "–" if est is None else f"{pct(est.value)} ({pct(est.low)}–{pct(est.high)})"
