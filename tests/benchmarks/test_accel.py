@@ -242,10 +242,86 @@ def _timing(row: dict[str, Any], answer_source: str) -> dict[str, Any]:
     for seed in HIDDEN_SEEDS:
         args = ns["make_inputs"]("medium", seed)
         sets.append((args, [np.asarray(ns[entry](*args))]))
+    prepared = _accel_harness._prepare(fw, spec, answer_ns[entry], sets)
     result: dict[str, Any] = _accel_harness._time(
-        fw, spec, "medium", answer_ns[entry], ns[entry], sets
+        fw, spec, "medium", answer_ns[entry], ns[entry], prepared
     )
     return result
+
+
+def test_every_size_is_prepared_and_compared_once_before_the_gpu_lock_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CuPy compiles a kernel on its first launch (~5 s for the device comparison's): the
+    inputs of every timed size go to the device, and the answer's outputs through the device
+    comparison, before the lock is taken, so the lock is held only for timing."""
+    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    fw = _accel_harness._Framework("torch")
+    events: list[str] = []
+    compare = fw.same_on_device
+
+    def spy(got: Any, want: Any, rtol: float, atol: float) -> bool:
+        events.append(f"compare {tuple(want.shape)}")
+        return bool(compare(got, want, rtol, atol))
+
+    class Lock:
+        def __init__(self, fw: Any) -> None:
+            pass
+
+        def __enter__(self) -> None:
+            events.append("lock")
+
+        def __exit__(self, *exc: object) -> None:
+            events.append("unlock")
+
+    monkeypatch.setattr(fw, "same_on_device", spy)
+    monkeypatch.setattr(_accel_harness, "_gpu_lock", Lock)
+    ns: dict[str, Any] = {}
+    exec(SCALE["reference"], ns)
+    exec(SCALE["inputs"], ns)
+    checked = {}
+    for size in ("small", "large"):
+        checked[size] = []
+        for seed in HIDDEN_SEEDS:
+            args = ns["make_inputs"](size, seed)
+            checked[size].append((args, [np.asarray(ns["scale"](*args))]))
+    spec = {
+        "rtol": 1e-4,
+        "atol": 1e-5,
+        "min_repeats": 3,
+        "max_repeats": 3,
+        "time": ["small", "large"],
+    }
+    rows, window = _accel_harness._time_sizes(fw, spec, lambda x, a: x * a + 1.0, None, checked)
+    assert set(rows) == {"small", "large"} and rows["large"]["repeats"] == 3
+    assert window[0] <= window[1]
+    shapes = [tuple(checked[size][0][1][0].shape) for size in ("small", "large")]
+    assert events[:3] == [f"compare {shapes[0]}", f"compare {shapes[1]}", "lock"]
+    assert events[-1] == "unlock" and events.count("lock") == 1
+
+
+def test_a_slow_answer_is_timed_three_times_not_ten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 2 s of timed calls the loop stops at 3 repeats: a 7 s call held the GPU's lock
+    for 94 s on the H200 (10 repeats at each of 3 sizes)."""
+    pytest.importorskip("torch", reason="the CPU build of torch is installed by .ci/run")
+    fw = _accel_harness._Framework("torch")
+    monkeypatch.setattr(fw, "timed", lambda call: (call(), 1500.0))
+    ns: dict[str, Any] = {}
+    exec(SCALE["reference"], ns)
+    exec(SCALE["inputs"], ns)
+    sets = []
+    for seed in HIDDEN_SEEDS:
+        args = ns["make_inputs"]("small", seed)
+        sets.append((args, [np.asarray(ns["scale"](*args))]))
+    spec = {"rtol": 1e-4, "atol": 1e-5}
+
+    def answer(x: Any, a: float) -> Any:
+        return x * a + 1.0
+
+    prepared = _accel_harness._prepare(fw, spec, answer, sets)
+    assert _accel_harness._time(fw, spec, "small", answer, None, prepared)["repeats"] == 3
+    monkeypatch.setattr(fw, "timed", lambda call: (call(), 1.0))
+    assert _accel_harness._time(fw, spec, "small", answer, None, prepared)["repeats"] == 50
 
 
 def test_the_timing_loop_catches_a_result_cached_across_calls() -> None:

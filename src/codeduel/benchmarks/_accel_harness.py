@@ -400,15 +400,26 @@ def _run(spec: dict) -> dict:
             )
         fw.check_untouched()
     if timed:
-        with _gpu_lock(fw):
-            start = _wall()
-            for size in spec["time"]:
-                row = report["sizes"].setdefault(size, {})
-                row.update(_time(fw, spec, size, answer, reference, checked[size]))
-                fw.check_untouched()
-            # When this sample had the GPU to itself (wall clock, as the other samples see it).
-            report["timed_at"] = [start, _wall()]
+        rows, report["timed_at"] = _time_sizes(fw, spec, answer, reference, checked)
+        for size, row in rows.items():
+            report["sizes"].setdefault(size, {}).update(row)
     return report
+
+
+def _time_sizes(fw, spec, answer, reference, checked):
+    """({size: timing row}, [start, end]): every `time` size prepared first, then timed while
+    this sample holds the GPU's lock (the window, in wall-clock time as the other samples see
+    it). Preparing outside the lock matters for CuPy, which compiles each kernel on first use:
+    the device comparison's own kernels took ~5 s to compile, which the lock held before."""
+    prepared = {size: _prepare(fw, spec, answer, checked[size]) for size in spec["time"]}
+    fw.check_untouched()
+    rows = {}
+    with _gpu_lock(fw):
+        start = _wall()
+        for size in spec["time"]:
+            rows[size] = _time(fw, spec, size, answer, reference, prepared[size])
+            fw.check_untouched()
+        return rows, [start, _wall()]
 
 
 def _numpy_threads():
@@ -449,31 +460,53 @@ class _gpu_lock:
         return False
 
 
-def _time(fw, spec, size, answer, reference, sets):
-    """Median milliseconds of the answer (and of NumPy, when asked) at `size`, on the input
-    sets the check used (`sets`: (inputs, reference outputs)); every timed output is compared
-    with the reference on the device."""
+class _Prepared:
+    """One size's timing inputs on the device: the sets the check used (`sets`: (inputs,
+    reference outputs)), and the reference outputs on the device to compare each timed output
+    with. Where every set has the same shapes, each timed call gets the next set's values
+    written into the same arrays (a result cached by the arrays' identity goes stale); where
+    shapes depend on the seed (a sparse matrix's nonzeros), each set is its own arrays."""
+
+    def __init__(self, fw, sets):
+        self.fw, self.sets = fw, sets
+        self.sources = [fw.device_args(args) for args, _ in sets]
+        self.wants = [[fw.device_want(w) for w in want] for _, want in sets]
+        shapes = {tuple(getattr(a, "shape", None) for a in args) for args, _ in sets}
+        self.in_place = len(shapes) == 1
+        self.dev = fw.device_args(sets[0][0])
+
+    def inputs(self, which):
+        if not self.in_place:
+            return self.sources[which]
+        self.fw.refill(self.dev, self.sources[which])
+        return self.dev
+
+
+def _prepare(fw, spec, answer, sets):
+    """`_Prepared` inputs, after one untimed call whose outputs go through the device
+    comparison: every kernel the timing loop launches has run once."""
+    prepared = _Prepared(fw, sets)
+    got = _outputs(answer(*prepared.inputs(0)))
+    for g, w in zip(got, prepared.wants[0], strict=False):  # a count mismatch fails later
+        fw.same_on_device(g, w, spec["rtol"], spec["atol"])
+    del got
+    fw.synchronize()
+    return prepared
+
+
+def _time(fw, spec, size, answer, reference, prepared):
+    """Median milliseconds of the answer (and of NumPy, when asked) at `size`, on `prepared`
+    inputs; every timed output is compared with the reference on the device. At least 3
+    repeats, `min_repeats` unless 2 s went by, and on to `max_repeats` within 0.3 s."""
     rtol, atol = spec["rtol"], spec["atol"]
-    sources = [fw.device_args(args) for args, _ in sets]
-    wants = [[fw.device_want(w) for w in want] for _, want in sets]
-    # Where every input set has the same shapes, each timed call gets the next set's values
-    # written into the same arrays (a result cached by the arrays' identity goes stale);
-    # where shapes depend on the seed (a sparse matrix's nonzeros), each set is its own arrays.
-    in_place = len({tuple(getattr(a, "shape", None) for a in args) for args, _ in sets}) == 1
-    dev = fw.device_args(sets[0][0])
-
-    def inputs(which):
-        if not in_place:
-            return sources[which]
-        fw.refill(dev, sources[which])
-        return dev
-
+    sets, wants, inputs = prepared.sets, prepared.wants, prepared.inputs
+    min_repeats, max_repeats = spec.get("min_repeats", 10), spec.get("max_repeats", 50)
     for _ in range(spec.get("warmup", 2)):
         answer(*inputs(0))
     times = []
     spent = 0.0
     k = 0
-    while k < spec.get("min_repeats", 10) or (spent < 0.3e3 and k < spec.get("max_repeats", 50)):
+    while (k < min_repeats and (k < 3 or spent < 2e3)) or (spent < 0.3e3 and k < max_repeats):
         which = k % len(sets)
         args = inputs(which)
         got, ms = fw.timed(lambda args=args: _outputs(answer(*args)))
@@ -487,7 +520,8 @@ def _time(fw, spec, size, answer, reference, sets):
         times.append(ms)
         spent += ms
         k += 1
-    row = {"gpu_ms": statistics.median(times), "repeats": len(times), "in_place": in_place}
+    row = {"gpu_ms": statistics.median(times), "repeats": len(times)}
+    row["in_place"] = prepared.in_place
     if spec.get("time_numpy"):
         host = []
         for _ in range(spec.get("numpy_repeats", 3)):
