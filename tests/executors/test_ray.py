@@ -95,3 +95,18 @@ def test_without_ray_the_executor_is_refused_in_one_line(
         "pip install 'codeduel[ray]'"
     ]
     assert not (tmp_path / "out.json").exists()
+
+
+def test_ray_gpu_on_a_cluster_without_gpus_is_refused_in_one_line(
+    cluster: Executor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = tmp_path / "s.jsonl"
+    samples.write_text('{"task_id": "HumanEval/0", "completion": "    return True\\n"}\n')
+    argv = ["evaluate", "--benchmark", "humaneval", "--samples", str(samples)]
+    argv += ["--output", str(tmp_path / "out.json"), "--executor", "ray-gpu"]
+    assert exit_code(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "codeduel: error: --executor ray-gpu needs a Ray cluster with GPUs, and this one has "
+        "none (`ray status` lists them; `ray start --num-gpus N` declares them)"
+    ]
+    assert not (tmp_path / "out.json").exists()

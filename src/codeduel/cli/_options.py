@@ -73,12 +73,13 @@ def executor_option(f: F) -> F:
     )(f)
     return click.option(
         "--executor",
-        type=click.Choice(["local", "gpu", "ray"]),
+        type=click.Choice(["local", "gpu", "ray", "ray-gpu"]),
         default="local",
         show_default=True,
         help="Where model-written programs run: local (this machine's sandbox), gpu (the "
-        "sandbox with the NVIDIA GPUs visible, timing one program per GPU at a time), or ray "
-        "(the sandbox on each node of a Ray cluster).",
+        "sandbox with the NVIDIA GPUs visible, timing one program per GPU at a time), ray "
+        "(the sandbox on each node of a Ray cluster), or ray-gpu (gpu's sandbox on each GPU "
+        "of a Ray cluster, one actor per GPU).",
     )(f)
 
 

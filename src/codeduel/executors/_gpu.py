@@ -23,8 +23,20 @@ PROGRAMS_PER_GPU = 8
 
 
 def gpu_count() -> int:
-    """NVIDIA GPUs this process may open (CUDA_VISIBLE_DEVICES is left to CUDA)."""
-    return sum(1 for node in gpu_devices() if _GPU_NODE.match(node))
+    """NVIDIA GPUs this process may use: those with a device node here, or as many as
+    CUDA_VISIBLE_DEVICES names where it is set (as a Ray actor's is), counted up to its first
+    entry CUDA would not take (`-1` hides every GPU)."""
+    nodes = sum(1 for node in gpu_devices() if _GPU_NODE.match(node))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return nodes
+    named = 0
+    for entry in visible.split(","):
+        entry = entry.strip()
+        if not (entry.isdigit() or entry.startswith(("GPU-", "MIG-"))):
+            break
+        named += 1
+    return min(nodes, named)
 
 
 class GpuExecutor(LocalExecutor):

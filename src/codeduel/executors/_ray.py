@@ -7,6 +7,11 @@ runs that many programs at once. The driver keeps at most two programs per worke
 fewest outstanding, and runs again elsewhere a program whose actor or node died: the verdict
 the driver records is the one it got back, so nothing is lost and nothing is scored twice.
 
+`--executor ray-gpu` (`RayGpuExecutor`) places one actor per GPU of the cluster instead, each
+holding its GPU (`num_gpus=1`: Ray names it in the actor's CUDA_VISIBLE_DEVICES, which its
+samples inherit) and running the GPU executor's sandbox there: up to `PROGRAMS_PER_GPU`
+programs at once, timing one at a time on its GPU.
+
 The cluster is `$RAY_ADDRESS` (`--ray-address`) or, when none is given, a local Ray started
 for the run. A node whose sandbox lacks a required layer is refused as a local one is.
 """
@@ -24,7 +29,7 @@ from codeduel.errors import ClusterError, OptionError, UnsafeSandboxError
 from codeduel.executors._base import Executor
 from codeduel.sandbox import ExecResult, Limits
 
-__all__ = ["RayExecutor", "ray_missing"]
+__all__ = ["RayExecutor", "RayGpuExecutor", "ray_missing"]
 
 _log = logging.getLogger(__name__)
 
@@ -32,12 +37,12 @@ IN_FLIGHT_PER_WORKER = 2
 """Programs the driver keeps in flight per sandbox worker of the cluster."""
 
 
-def ray_missing() -> str | None:
-    """Why Ray cannot be used here (one sentence), or None."""
+def ray_missing(what: str = "--executor ray") -> str | None:
+    """Why Ray cannot be used here for `what` (one sentence), or None."""
     try:
         import ray  # noqa: F401
     except ImportError:
-        return "--executor ray needs Ray, which is not installed: pip install 'codeduel[ray]'"
+        return f"{what} needs Ray, which is not installed: pip install 'codeduel[ray]'"
     return None
 
 
@@ -70,6 +75,38 @@ class _SandboxActor:
         self.sandbox.close()
 
 
+class _GpuSandboxActor(_SandboxActor):
+    """The GPU executor's sandbox on the one GPU Ray gave this actor. A sandbox that cannot
+    start there (no GPU seen) is reported by `isolation`, for the driver to refuse in one
+    sentence."""
+
+    def __init__(self, workers: int, limits: dict[str, Any]) -> None:
+        from codeduel.executors._gpu import GpuExecutor
+
+        self.problem: str | None = None
+        self.executor: GpuExecutor | None = None
+        try:
+            self.executor = GpuExecutor.open(workers, Limits(**limits), allow_unsafe=True)
+        except OptionError as exc:
+            self.problem = str(exc)
+            return
+        self.sandbox = self.executor.sandbox
+
+    def isolation(self) -> dict[str, Any]:
+        import platform
+
+        import ray
+
+        seen: dict[str, Any] = {"host": platform.node(), "problem": self.problem}
+        seen["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]
+        seen["visible"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return {**super().isolation(), **seen} if self.executor is not None else seen
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+
+
 @dataclasses.dataclass
 class _Member:
     actor: Any
@@ -99,11 +136,10 @@ class RayExecutor(Executor):
 
     @classmethod
     def open(cls, workers: int, limits: Limits, *, allow_unsafe: bool = False) -> RayExecutor:
-        problem = ray_missing()
+        problem = ray_missing(f"--executor {cls.name}")
         if problem is not None:
             raise OptionError(problem)
         import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if not ray.is_initialized():
             address = os.environ.get("RAY_ADDRESS") or None
@@ -111,11 +147,27 @@ class RayExecutor(Executor):
                 ray.init(address=address, log_to_driver=False, include_dashboard=False)
             except ConnectionError as exc:
                 raise OptionError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        members = cls._place(nodes, limits)
+        isolation = ray.get([m.actor.isolation.remote() for m in members])
+        refusal = cls._refusal(isolation, allow_unsafe)
+        if refusal is not None:
+            for member in members:
+                ray.kill(member.actor)
+            raise refusal
+        for member, seen in zip(members, isolation, strict=True):
+            seen["gpus"] = member.gpus
+        return cls(members, isolation)
+
+    @classmethod
+    def _place(cls, nodes: list[dict[str, Any]], limits: Limits) -> list[_Member]:
+        """One sandbox actor per node with a CPU, with as many workers as it has CPUs."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         remote = ray.remote(_SandboxActor)
         members = []
-        for node in ray.nodes():  # type: ignore[no-untyped-call]
-            if not node.get("Alive"):
-                continue
+        for node in nodes:
             resources = node.get("Resources", {})
             cpus = int(resources.get("CPU", 0))
             if cpus < 1:
@@ -127,20 +179,20 @@ class RayExecutor(Executor):
             members.append(_Member(actor, node["NodeID"], cpus, int(resources.get("GPU", 0))))
         if not members:
             raise OptionError("the Ray cluster has no live node with a CPU")
-        isolation = ray.get([m.actor.isolation.remote() for m in members])
+        return members
+
+    @staticmethod
+    def _refusal(isolation: list[dict[str, Any]], allow_unsafe: bool) -> Exception | None:
+        """Why these actors cannot run untrusted programs (the first node's reason), or None."""
         unsafe = [i for i in isolation if i["missing"]]
-        if unsafe and not allow_unsafe:
-            for member in members:
-                ray.kill(member.actor)
-            node = unsafe[0]
-            why = "; ".join(f"{n}: {node['reasons'].get(n)}" for n in node["missing"])
-            raise UnsafeSandboxError(
-                f"the sandbox on Ray node {node['host']} lacks isolation that untrusted code "
-                f"needs ({why}); see `codeduel doctor` there, or pass --unsafe-sandbox"
-            )
-        for member, seen in zip(members, isolation, strict=True):
-            seen["gpus"] = member.gpus
-        return cls(members, isolation)
+        if not unsafe or allow_unsafe:
+            return None
+        node = unsafe[0]
+        why = "; ".join(f"{n}: {node['reasons'].get(n)}" for n in node["missing"])
+        return UnsafeSandboxError(
+            f"the sandbox on Ray node {node['host']} lacks isolation that untrusted code "
+            f"needs ({why}); see `codeduel doctor` there, or pass --unsafe-sandbox"
+        )
 
     async def run(self, program: str, timeout_s: float) -> ExecResult:
         import ray
@@ -181,7 +233,8 @@ class RayExecutor(Executor):
             "cluster": {
                 "ray": ray.__version__,
                 "nodes": [
-                    {k: i[k] for k in ("host", "workers", "gpus", "launch")} for i in self.isolation
+                    {k: i[k] for k in ("host", "workers", "gpus", "launch", "gpu_ids") if k in i}
+                    for i in self.isolation
                 ],
             },
         }
@@ -194,3 +247,51 @@ class RayExecutor(Executor):
                 ray.get(member.actor.close.remote(), timeout=30)
             ray.kill(member.actor)
         self.members = []
+
+
+class RayGpuExecutor(RayExecutor):
+    """Programs run on a Ray cluster's GPUs: one actor per GPU, holding it (`num_gpus=1`),
+    with the GPU executor's sandbox (up to `PROGRAMS_PER_GPU` programs at once, or the node's
+    CPUs per GPU where fewer, timing one at a time)."""
+
+    name = "ray-gpu"
+
+    @classmethod
+    def _place(cls, nodes: list[dict[str, Any]], limits: Limits) -> list[_Member]:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from codeduel.executors._gpu import PROGRAMS_PER_GPU
+
+        remote = ray.remote(_GpuSandboxActor)
+        members = []
+        for node in nodes:
+            resources = node.get("Resources", {})
+            gpus = int(resources.get("GPU", 0))
+            programs = max(1, min(PROGRAMS_PER_GPU, int(resources.get("CPU", 0)) // max(gpus, 1)))
+            strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            for _ in range(gpus):
+                actor = remote.options(
+                    num_cpus=0,
+                    num_gpus=1,
+                    max_concurrency=programs + 2,
+                    scheduling_strategy=strategy,
+                ).remote(programs, dataclasses.asdict(limits))
+                members.append(_Member(actor, node["NodeID"], programs, 1))
+        if not members:
+            raise OptionError(
+                "--executor ray-gpu needs a Ray cluster with GPUs, and this one has none "
+                "(`ray status` lists them; `ray start --num-gpus N` declares them)"
+            )
+        return members
+
+    @staticmethod
+    def _refusal(isolation: list[dict[str, Any]], allow_unsafe: bool) -> Exception | None:
+        for seen in isolation:
+            if seen["problem"] is not None:
+                gpu = ",".join(seen["gpu_ids"]) or "?"
+                return OptionError(
+                    f"the GPU sandbox on Ray node {seen['host']} (GPU {gpu}) did not start: "
+                    f"{seen['problem']}"
+                )
+        return RayExecutor._refusal(isolation, allow_unsafe)

@@ -6,7 +6,7 @@ from codeduel.errors import OptionError
 from codeduel.executors._base import Executor
 from codeduel.executors._gpu import GpuExecutor
 from codeduel.executors._local import LocalExecutor
-from codeduel.executors._ray import RayExecutor
+from codeduel.executors._ray import RayExecutor, RayGpuExecutor
 from codeduel.sandbox import Limits
 
 __all__ = ["EXECUTORS", "open_executor"]
@@ -15,6 +15,7 @@ EXECUTORS: dict[str, type[Executor]] = {
     LocalExecutor.name: LocalExecutor,
     GpuExecutor.name: GpuExecutor,
     RayExecutor.name: RayExecutor,
+    RayGpuExecutor.name: RayGpuExecutor,
 }
 """The executors `open_executor` knows, by name."""
 
