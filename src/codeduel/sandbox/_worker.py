@@ -443,7 +443,8 @@ def _run_program(program: str, nonce: str) -> NoReturn:
     owner = os.getpid()
     status, detail = "passed", ""
     try:
-        code = compile(program, "<sample>", "exec")
+        # As `python program.py` compiles it: not with this module's `from __future__` flags.
+        code = compile(program, "<sample>", "exec", dont_inherit=True)
         module = types.ModuleType("__main__")
         module.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = module
