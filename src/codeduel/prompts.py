@@ -36,6 +36,8 @@ OPEN_FENCE = "```python\n"
 class CodePrompt:
     messages: tuple[Message, ...]
     prefill: str
+    # Where generation may also stop: after the code, before example calls (`AFTER_CODE`).
+    after_code: tuple[str, ...] = AFTER_CODE
 
     def config(self, base: GenerateConfig, *, use_prefill: bool = True) -> GenerateConfig:
         """`base` with this prompt's prefill, and the closing fence and `AFTER_CODE` as stops."""
@@ -43,12 +45,16 @@ class CodePrompt:
 
         if not use_prefill:
             return base
-        return replace(base, prefill=self.prefill, stop=(*base.stop, CLOSE_FENCE, *AFTER_CODE))
+        return replace(base, prefill=self.prefill, stop=(*base.stop, CLOSE_FENCE, *self.after_code))
 
 
 def code_prompt(task: Task) -> CodePrompt:
+    after = AFTER_CODE if task.stops_after_code else ()
+    own = task.chat_prompt()
+    if own is not None:
+        return CodePrompt(own[0], own[1], after)
     user = f"{INSTRUCTION}\n```\n{task.prompt.strip()}\n```\n"
-    return CodePrompt((Message("user", user),), f"{RESPONSE_PREFIX}\n{OPEN_FENCE}")
+    return CodePrompt((Message("user", user),), f"{RESPONSE_PREFIX}\n{OPEN_FENCE}", after)
 
 
 def answer_turn(code: str) -> str:
@@ -61,7 +67,7 @@ def feedback_prompt(task: Task, answer: str, feedback: str) -> CodePrompt:
     first = code_prompt(task)
     user = f"{feedback.strip()}\nPlease provide the whole improved script in a markdown code block."
     messages = (*first.messages, Message("assistant", answer), Message("user", user))
-    return CodePrompt(messages, first.prefill)
+    return CodePrompt(messages, first.prefill, first.after_code)
 
 
 def repair_prompt(task: Task, answer: str, failing_test: str, error: str) -> CodePrompt:
@@ -73,4 +79,4 @@ def repair_prompt(task: Task, answer: str, failing_test: str, error: str) -> Cod
         "Please fix it and provide the whole corrected script in a markdown code block."
     )
     messages = (*first.messages, Message("assistant", answer), Message("user", user))
-    return CodePrompt(messages, first.prefill)
+    return CodePrompt(messages, first.prefill, first.after_code)

@@ -144,6 +144,8 @@ def _open_run(store: Store, bench: Benchmark, opts: RunOptions, executor: Execut
     name = opts.run_name or f"{bench.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     meta = provenance.collect()
     meta["dataset"] = {"name": bench.name, "sha256": bench.sha256, "source": bench.source}
+    if bench.window:
+        meta["dataset"]["window"] = bench.window
     meta["sandbox"] = _sandbox_provenance(executor, opts.unsafe_sandbox)
     return store.create_run(name, bench.name, bench.sha256, config, meta)
 

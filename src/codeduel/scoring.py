@@ -65,7 +65,7 @@ async def calibrate_timeouts(
     """Per-task limit = max(floor, factor × the reference solution's time on this host)."""
     refs = [(t, t.reference_solution()) for t in tasks]
     jobs = [
-        (t.calibration_program(ref), max(floor_s, 10.0, 2 * t.min_timeout_s))
+        (t.calibration_program(ref), max(floor_s, 10.0, 2 * t.time_limit_floor_s()))
         for t, ref in refs
         if ref is not None
     ]
@@ -73,7 +73,7 @@ async def calibrate_timeouts(
     limits = {}
     baselines = {}
     for task, ref in refs:
-        limit = max(floor_s, task.min_timeout_s)
+        limit = max(floor_s, task.time_limit_floor_s())
         if ref is not None:
             result = next(timed)
             if result.status == "passed":
@@ -285,5 +285,6 @@ class Scorer:
 
 def execution_record(task: Task, tests: str, result: ExecResult, limit: float) -> ExecutionRecord:
     """A run as stored; a GPU task's keeps what its harness measured."""
+    result = task.read_result(result)
     extra = parse_report(result.stdout) if isinstance(task, AccelTask) else None
     return ExecutionRecord(tests, result.status, result.detail, result.duration_s, limit, extra)

@@ -9,7 +9,7 @@ from codeduel.errors import BenchmarkError
 
 __all__ = ["BUILTIN_BENCHMARKS", "Benchmark", "Task", "TestStyle", "load_benchmark"]
 
-BUILTIN_BENCHMARKS = ("humaneval", "mbpp", "accel-torch", "accel-cupy")
+BUILTIN_BENCHMARKS = ("humaneval", "mbpp", "livecodebench", "accel-torch", "accel-cupy")
 
 
 def load_benchmark(name_or_path: str) -> Benchmark:
@@ -22,6 +22,12 @@ def load_benchmark(name_or_path: str) -> Benchmark:
         from codeduel.benchmarks.mbpp import load_mbpp
 
         return load_mbpp()
+    if name_or_path == "livecodebench" or name_or_path.startswith(
+        ("livecodebench@", "livecodebench,")
+    ):
+        from codeduel.benchmarks.livecodebench import load_livecodebench
+
+        return load_livecodebench(name_or_path)
     if name_or_path in ("accel-torch", "accel-cupy"):
         from codeduel.benchmarks.accel import load_accel
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from codeduel.sandbox import ExecResult
+    from codeduel.types import Message
 
 __all__ = ["Benchmark", "Task", "TestStyle"]
 
@@ -28,6 +32,21 @@ class Task:
     visible_test: str = ""
     # The least time limit any of its programs gets (a GPU task's imports and device start).
     min_timeout_s: ClassVar[float] = 0.0
+    # Whether generation may stop where the code ends and example calls begin (`AFTER_CODE`):
+    # not for answers that are whole programs printing at their top level.
+    stops_after_code: ClassVar[bool] = True
+
+    def time_limit_floor_s(self) -> float:
+        """The least time limit this task's programs get."""
+        return self.min_timeout_s
+
+    def read_result(self, result: ExecResult) -> ExecResult:
+        """A run's result as this task's tests mean it (a benchmark's own time limit)."""
+        return result
+
+    def chat_prompt(self) -> tuple[tuple[Message, ...], str] | None:
+        """The benchmark's own prompt (messages, prefill); None: codeduel's code prompt."""
+        return None
 
     def program(self, solution: str) -> str:
         """The whole program the sandbox runs for one candidate solution."""
@@ -61,6 +80,8 @@ class Benchmark:
     # sha256 of the file the tasks were read from, recorded with every run.
     sha256: str
     source: str
+    # What part of its dataset it holds, in words (a release and date window); "" for all.
+    window: str = ""
 
     def select(self, task_ids: list[str] | None = None, limit: int | None = None) -> list[Task]:
         from codeduel.errors import BenchmarkError

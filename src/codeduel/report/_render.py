@@ -204,6 +204,10 @@ def run_heading(run: Run) -> str:
 def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
     """What the tables leave out: pass@k beyond 1, outcomes, cost bases, run state, sandbox."""
     notes = []
+    dataset = run.provenance.get("dataset")
+    if isinstance(dataset, dict) and dataset.get("window"):
+        # A window of contest dates: the duel is on those problems only (README, LiveCodeBench).
+        notes.append(f"problems: {dataset['window']}")
     for r in rows:
         extra = {k: v for k, v in r.pass_at_k.items() if k != 1}
         if extra:
