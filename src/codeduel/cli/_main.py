@@ -21,6 +21,7 @@ from codeduel.cli._options import (
     parse_strategy_options,
     timeout_option,
     unsafe_sandbox_option,
+    window_options,
     workers_option,
 )
 from codeduel.cli._solve import solve
@@ -52,6 +53,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("benchmark")
+@window_options
 @click.option(
     "--model",
     "models",
@@ -134,7 +136,8 @@ def run(
     no_reuse: bool,
     db: Path | None,
 ) -> None:
-    """Run BENCHMARK (humaneval, mbpp, or a .jsonl task file) against one or more models."""
+    """Run BENCHMARK (humaneval, mbpp, livecodebench, or a .jsonl task file) against one or
+    more models."""
     from codeduel.cli._progress import RunProgress
     from codeduel.models import parse_model_spec
     from codeduel.report import build_report, render_json, render_markdown
@@ -168,6 +171,7 @@ def run(
 
 @cli.command()
 @click.option("--benchmark", required=True, metavar="NAME_OR_PATH")
+@window_options
 @click.option(
     "--samples",
     "samples_file",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 __all__ = [
     "DEFAULT_MODEL",
+    "benchmark_spec",
     "db_option",
     "executor_option",
     "generation_options",
@@ -19,6 +21,7 @@ __all__ = [
     "parse_strategy_options",
     "timeout_option",
     "unsafe_sandbox_option",
+    "window_options",
     "workers_option",
 ]
 
@@ -144,3 +147,99 @@ def parse_strategy_options(pairs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-S")
         options[key.strip()] = value
     return options
+
+
+def window_options(func: F) -> F:
+    """LiveCodeBench's release and date window (and where its files are), folded into the
+    command's BENCHMARK as one spec, `livecodebench@RELEASE,since=…,until=…`, which the run
+    stores: resume and rescore read the same problems."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        release: str | None,
+        since: str | None,
+        until: str | None,
+        after_cutoff: str | None,
+        cutoffs: Path | None,
+        lcb_dir: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["benchmark"] = benchmark_spec(
+            kwargs["benchmark"], release, since, until, after_cutoff, cutoffs
+        )
+        if lcb_dir is not None:
+            # The loader reads the folder from the environment, as a user would set it.
+            os.environ["CODEDUEL_LCB_DIR"] = str(lcb_dir)
+        return func(*args, **kwargs)
+
+    return _group(
+        click.option("--release", help="livecodebench: release, e.g. release_v6 (default), v5."),
+        click.option("--since", metavar="DATE", help="livecodebench: contests on or after DATE."),
+        click.option("--until", metavar="DATE", help="livecodebench: contests up to DATE."),
+        click.option(
+            "--after-cutoff",
+            metavar="MODEL",
+            help="livecodebench: contests after MODEL's training cutoff (see --cutoffs).",
+        ),
+        click.option(
+            "--cutoffs",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="JSON table of training cutoffs over the bundled one ($CODEDUEL_CUTOFFS).",
+        ),
+        click.option(
+            "--lcb-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="livecodebench: an offline copy of the dataset's files ($CODEDUEL_LCB_DIR).",
+        ),
+    )(cast(F, command))
+
+
+def benchmark_spec(
+    benchmark: str,
+    release: str | None,
+    since: str | None,
+    until: str | None,
+    after_cutoff: str | None,
+    cutoffs: Path | None,
+) -> str:
+    """BENCHMARK with the window options in it (unchanged when none is given)."""
+    given = [
+        name
+        for name, value in (
+            ("--release", release),
+            ("--since", since),
+            ("--until", until),
+            ("--after-cutoff", after_cutoff),
+        )
+        if value is not None
+    ]
+    if not given:
+        return benchmark
+    from dataclasses import replace
+
+    from codeduel.benchmarks.livecodebench import after_cutoff as first_day_after
+    from codeduel.benchmarks.livecodebench import parse_spec
+    from codeduel.errors import OptionError
+
+    if not benchmark.startswith("livecodebench"):
+        raise OptionError(f"{', '.join(given)} apply to livecodebench only, not {benchmark!r}")
+    if since is not None and after_cutoff is not None:
+        raise OptionError("give --since or --after-cutoff, not both")
+    spec = parse_spec(benchmark)
+    changes: dict[str, Any] = {}
+    if release is not None:
+        changes["release"] = parse_spec(f"livecodebench@{release}").release
+    if since is not None:
+        changes["since"] = parse_spec(f"livecodebench,since={since}").since
+    if until is not None:
+        changes["until"] = parse_spec(f"livecodebench,until={until}").until
+    if after_cutoff is not None:
+        changes["since"], basis = first_day_after(after_cutoff, cutoffs)
+        click.echo(
+            f"codeduel: --after-cutoff {after_cutoff}: contests from {changes['since']} on, "
+            f"after {basis}",
+            err=True,
+        )
+    # Parsed once more, so a window that ends before it starts is refused here too.
+    return parse_spec(replace(spec, **changes).name).name
