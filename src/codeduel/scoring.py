@@ -27,7 +27,7 @@ from codeduel.benchmarks.accel import (
 )
 from codeduel.errors import OptionError
 from codeduel.executors import Executor
-from codeduel.extract import NO_CODE
+from codeduel.extract import NO_CODE, THINKING_TRUNCATED
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
 from codeduel.sandbox import ExecResult
 
@@ -122,6 +122,8 @@ class Attempt:
     hit_limit: bool
     generation_s: float
     hidden: Pending | None
+    # The model was still thinking when it hit the token limit: no answer to grade.
+    thinking_truncated: bool = False
 
     @property
     def answered(self) -> bool:
@@ -219,6 +221,8 @@ class Scorer:
     async def execute(self, tests: str, program: str, task: Task) -> ExecutionRecord:
         """Run `program` (one of `task`'s test programs) and record it as `tests`."""
         limit = await self.timeout_s(task)
+        if tests == "hidden":
+            limit = task.hidden_timeout_s(limit)
         result = await self.executor.run(program, limit)
         return execution_record(task, tests, result, limit)
 
@@ -264,14 +268,21 @@ class Scorer:
         if attempt.hidden is not None:
             return await self.verdict(attempt.hidden)
         if attempt.answered:
-            return ExecutionRecord("hidden", "error", NO_CODE, 0.0, await self.timeout_s(task))
+            limit = await self.timeout_s(task)
+            if attempt.thinking_truncated:
+                status, why = "thinking_truncated", THINKING_TRUNCATED
+                return ExecutionRecord("hidden", status, why, 0.0, limit)
+            return ExecutionRecord("hidden", "error", NO_CODE, 0.0, limit)
         return None
 
     async def run_tests(self, jobs: Iterable[tuple[Task, str, str]]) -> list[ExecutionRecord]:
         """(task, "visible" or "hidden", code) jobs as records, batched on the executor: for
         samples made elsewhere (`evaluate`) or graded again (`rescore`)."""
         jobs = list(jobs)
-        limits = [await self.timeout_s(task) for task, _, _ in jobs]
+        limits = []
+        for task, tests, _ in jobs:
+            limit = await self.timeout_s(task)
+            limits.append(task.hidden_timeout_s(limit) if tests == "hidden" else limit)
         programs = [
             (task.visible_program(code) if tests == "visible" else task.program(code), limit)
             for (task, tests, code), limit in zip(jobs, limits, strict=True)
@@ -286,5 +297,9 @@ class Scorer:
 def execution_record(task: Task, tests: str, result: ExecResult, limit: float) -> ExecutionRecord:
     """A run as stored; a GPU task's keeps what its harness measured."""
     result = task.read_result(result)
-    extra = parse_report(result.stdout) if isinstance(task, AccelTask) else None
+    extra = (
+        parse_report(result.stdout)
+        if isinstance(task, AccelTask)
+        else task.measured(tests, result.status, result.detail)
+    )
     return ExecutionRecord(tests, result.status, result.detail, result.duration_s, limit, extra)

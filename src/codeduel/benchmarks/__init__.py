@@ -1,4 +1,5 @@
-"""Benchmarks: HumanEval, MBPP (sanitized), and any task file in HumanEval's JSONL schema."""
+"""Benchmarks: HumanEval, MBPP (sanitized), EvalPlus's HumanEval+ and MBPP+, and any task file in
+HumanEval's JSONL schema."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from codeduel.errors import BenchmarkError
 
 __all__ = ["BUILTIN_BENCHMARKS", "Benchmark", "Task", "TestStyle", "load_benchmark"]
 
-BUILTIN_BENCHMARKS = ("humaneval", "mbpp", "livecodebench", "accel-torch", "accel-cupy")
+BUILTIN_BENCHMARKS = (
+    "humaneval",
+    "mbpp",
+    "humaneval+",
+    "mbpp+",
+    "livecodebench",
+    "accel-torch",
+    "accel-cupy",
+)
 
 
 def load_benchmark(name_or_path: str) -> Benchmark:
@@ -28,6 +37,10 @@ def load_benchmark(name_or_path: str) -> Benchmark:
         from codeduel.benchmarks.livecodebench import load_livecodebench
 
         return load_livecodebench(name_or_path)
+    if name_or_path in ("humaneval+", "mbpp+"):
+        from codeduel.benchmarks.plus import load_plus
+
+        return load_plus(name_or_path)
     if name_or_path in ("accel-torch", "accel-cupy"):
         from codeduel.benchmarks.accel import load_accel
 

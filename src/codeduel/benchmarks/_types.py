@@ -72,6 +72,15 @@ class Task:
             return self.prompt + self.canonical_solution
         return self.canonical_solution
 
+    def hidden_timeout_s(self, limit: float) -> float:
+        """The hidden program's time limit, given the task's: more where the program enforces
+        a benchmark's own limits inside (EvalPlus's per input and per phase)."""
+        return limit
+
+    def measured(self, tests: str, status: str, detail: str) -> dict[str, object] | None:
+        """What a run of `tests` found beyond its status (EvalPlus's base and plus verdicts)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Benchmark:
