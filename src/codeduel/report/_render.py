@@ -109,14 +109,19 @@ def duel_table(rows: list[ReportRow]) -> Table:
         "$ per problem",
         "$ per solved problem",
     )
+    plus = any(r.pass_at_1_base is not None for r in rows)
+    if plus:
+        # EvalPlus: the base tests' figure beside the one with its plus tests, which is the score.
+        head = (head[0], "Pass@1 % base / plus (95% CI)", "Passed base / plus", *head[3:])
     body = []
     for r in rows:
         memory = _mib(r.peak_vram_bytes) + " VRAM" if r.peak_vram_bytes else _mib(r.peak_rss_bytes)
+        scored = f"{r.passed}/{r.samples - r.model_errors}"
         body.append(
             (
                 _system(r),
-                _est(r.pass_at_1),
-                f"{r.passed}/{r.samples - r.model_errors}",
+                f"{_est(r.pass_at_1_base)} / {_est(r.pass_at_1)}" if plus else _est(r.pass_at_1),
+                f"{'–' if r.passed_base is None else r.passed_base} / {scored}" if plus else scored,
                 _num(r.wall_s_per_problem, ".2f"),
                 f"{_s(r.latency_s, 'p50')} / {_s(r.latency_s, 'p95')}",
                 _s(r.ttft_s, "p50"),

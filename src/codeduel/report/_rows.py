@@ -75,9 +75,17 @@ class ReportRow:
     retries: int = 0
     cache_hits: int = 0
     estimated_token_calls: int = 0
+    # EvalPlus runs (humaneval+, mbpp+): pass@1 and the count passed on the base tests alone,
+    # beside the row's own figures, which count base and plus tests. None for other runs.
+    pass_at_1_base: Estimate | None = None
+    passed_base: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.pass_at_1_base is None:
+            # Only EvalPlus runs have them: other reports stay as they were.
+            del data["pass_at_1_base"], data["passed_base"]
+        return data
 
 
 def _is_local(info: dict[str, Any], model: str) -> bool:
@@ -165,6 +173,30 @@ def _system_wall_s(run: Run, samples: list[tuple[str, float]]) -> float | None:
     ends = [(datetime.fromisoformat(end).timestamp(), seconds) for end, seconds in samples]
     start = max(datetime.fromisoformat(run.started_at).timestamp(), min(e - s for e, s in ends))
     return max(e for e, _ in ends) - start
+
+
+# Per task: scored samples, and those whose answer passed EvalPlus's base tests, with how many
+# answers have a base verdict at all (none: not an EvalPlus run).
+_BASE = """
+SELECT COUNT(*), SUM(COALESCE(json_extract(e.extra, '$.base') = 'pass', 0)),
+    COUNT(json_extract(e.extra, '$.base'))
+FROM samples s
+LEFT JOIN attempts a ON a.sample_id = s.id AND a.attempt_index = COALESCE(s.final_attempt,
+    (SELECT MAX(attempt_index) FROM attempts WHERE sample_id = s.id))
+LEFT JOIN executions e ON e.id = (SELECT MAX(id) FROM executions WHERE attempt_id = a.id
+    AND tests = 'hidden')
+WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? AND s.model_error = 0
+GROUP BY s.task_id
+"""
+
+
+def _base_tests(db: Any, key: tuple[Any, ...]) -> tuple[Estimate | None, int | None]:
+    """pass@1 on EvalPlus's base tests and the samples that passed them; None, None when no
+    answer has a base verdict."""
+    per_task = db.execute(_BASE, key).fetchall()
+    if not any(r[2] for r in per_task):
+        return None, None
+    return pass_at_k_ci([(r[0], r[1]) for r in per_task], 1), sum(r[1] for r in per_task)
 
 
 def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> list[ReportRow]:
@@ -267,6 +299,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
         local = _is_local(infos.get(g["model"], {}), g["model"])
         usd, basis = _cost(g["model"], local, g["pt_sum"], g["ct_sum"], busy or 0.0, costs)
         scored = g["samples"] - g["model_errors"]
+        base_at_1, passed_base = _base_tests(db, key)
         rows.append(
             ReportRow(
                 run=run.name,
@@ -306,6 +339,8 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 retries=retries,
                 cache_hits=cache_hits,
                 estimated_token_calls=estimated,
+                pass_at_1_base=base_at_1,
+                passed_base=passed_base,
             )
         )
     return rows
