@@ -136,8 +136,8 @@ def run(
     no_reuse: bool,
     db: Path | None,
 ) -> None:
-    """Run BENCHMARK (humaneval, mbpp, livecodebench, or a .jsonl task file) against one or
-    more models."""
+    """Run BENCHMARK (humaneval, mbpp, humaneval+, mbpp+, livecodebench, or a .jsonl task
+    file) against one or more models."""
     from codeduel.cli._progress import RunProgress
     from codeduel.models import parse_model_spec
     from codeduel.report import build_report, render_json, render_markdown
