@@ -14,11 +14,13 @@ __all__ = [
     "AFTER_CODE",
     "CLOSE_FENCE",
     "NO_CODE",
+    "THINKING_TRUNCATED",
     "ExtractMethod",
     "Extraction",
     "answer_code",
     "extract_code",
     "sanitize",
+    "thinking_truncated",
     "whole_answer",
 ]
 
@@ -30,6 +32,8 @@ CLOSE_FENCE = "\n```"
 AFTER_CODE = ("\nprint(", "\nassert", "\nif __name__")
 NO_CODE = "no code found in the answer"
 """The verdict's detail for an answer with nothing to run."""
+THINKING_TRUNCATED = "the model's thinking hit the token limit before it wrote an answer"
+"""The detail of status `thinking_truncated`: not wrong code, no code at all."""
 
 ExtractMethod = Literal["fenced", "fenced_unclosed", "ast", "raw", "none"]
 
@@ -88,6 +92,15 @@ def whole_answer(text: str, prefill: str = "", stopped: bool = False) -> str:
     """A model's answer as it wrote it: the `prefill` it continues, its `text`, and, when it
     `stopped` on a stop sequence after a prefilled fence, the closing fence the engine consumed."""
     return prefill + text + (CLOSE_FENCE if prefill and stopped else "")
+
+
+def thinking_truncated(text: str, hit_limit: bool, reasoning_unfinished: bool = False) -> bool:
+    """Whether an answer ended at the token limit while the model was still thinking: inside
+    a `<think>` block it never closed, or (`reasoning_unfinished`) in the reasoning a provider
+    returns apart from the text, with no text after it."""
+    if not hit_limit:
+        return False
+    return reasoning_unfinished or text.rfind(_THINK_OPEN) > text.rfind(_THINK_CLOSE)
 
 
 def extract_code(text: str, entry_point: str | None = None) -> Extraction:

@@ -152,6 +152,10 @@ class FakeAPI:
     stream_usage: bool = True
     # Prompt tokens the Anthropic side reports as cache reads, apart from `input_tokens`.
     cached_tokens: int = 0
+    # A reasoning model's API: a script's leading `<think>…</think>` goes out as the
+    # reasoning apart from the text (Anthropic's thinking blocks, when the request enables
+    # thinking; OpenAI-compatible servers' `reasoning_content`), within the same token limit.
+    reasoning: bool = False
     requests: list[Recorded] = field(default_factory=list, init=False)
     # The most generation requests the server was answering at once.
     max_in_flight: int = field(default=0, init=False)
@@ -425,12 +429,20 @@ class _Answer:
     prompt_tokens: int
     include_usage: bool
     cached_tokens: int
+    # The reasoning sent apart from the text, in pieces (counted in the output tokens).
+    thinking: list[str] = field(default_factory=list)
 
     @classmethod
     def make(cls, body: dict[str, Any], text: str, anthropic: bool, api: FakeAPI) -> _Answer:
         stops = body.get("stop_sequences") if anthropic else body.get("stop")
         if isinstance(stops, str):
             stops = [stops]
+        thought = ""
+        enabled = not anthropic or (body.get("thinking") or {}).get("type") == "enabled"
+        if api.reasoning and enabled and text.startswith("<think>"):
+            end = text.find("</think>")
+            end = len(text) if end < 0 else end
+            thought, text = text[len("<think>") : end], text[end + len("</think>") :].lstrip("\n")
         reason: Literal["end", "stop_sequence", "length"] = "end"
         hit = None
         cut_at = len(text)
@@ -441,9 +453,11 @@ class _Answer:
         if hit is not None:
             text, reason = text[:cut_at], "stop_sequence"
         pieces = _pieces(text)
+        thinking = _pieces(thought)
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
-        if isinstance(limit, int) and len(pieces) > limit:
-            pieces, reason, hit = pieces[:limit], "length", None
+        if isinstance(limit, int) and len(thinking) + len(pieces) > limit:
+            reason, hit = "length", None
+            thinking, pieces = thinking[:limit], pieces[: max(0, limit - len(thinking))]
         words = sum(len(_content_text(m.get("content")).split()) for m in body["messages"])
         words += len(_content_text(body.get("system")).split())
         options = body.get("stream_options") or {}
@@ -455,6 +469,7 @@ class _Answer:
             prompt_tokens=words,
             include_usage=api.stream_usage and bool(options.get("include_usage")),
             cached_tokens=min(api.cached_tokens, words),
+            thinking=thinking,
         )
 
     @property
@@ -463,7 +478,7 @@ class _Answer:
 
     @property
     def completion_tokens(self) -> int:
-        return len(self.pieces)
+        return len(self.thinking) + len(self.pieces)
 
     def _anthropic_reason(self) -> str:
         return {"end": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens"}[
@@ -492,19 +507,31 @@ class _Answer:
             "cache_read_input_tokens": self.cached_tokens,
             "output_tokens": 1,
         }
-        block = {"type": "text", "text": ""}
         out = [
             _sse({"type": "message_start", "message": start}, "message_start"),
-            _sse(
-                {"type": "content_block_start", "index": 0, "content_block": block},
-                "content_block_start",
-            ),
             _sse({"type": "ping"}, "ping"),
         ]
         events = [_Event(wire, False, True) for wire in out]
+        index = 0
+        if self.thinking:
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            events.append(_block_start(index, block))
+            for piece in self.thinking:
+                thought = {"type": "thinking_delta", "thinking": piece}
+                delta = {"type": "content_block_delta", "index": index, "delta": thought}
+                events.append(_Event(_sse(delta, "content_block_delta"), True, True))
+            signature = {"type": "signature_delta", "signature": "c2lnbmVk"}
+            delta = {"type": "content_block_delta", "index": index, "delta": signature}
+            events.append(_Event(_sse(delta, "content_block_delta"), False, True))
+            if self.pieces or self.reason != "length":
+                stop = {"type": "content_block_stop", "index": index}
+                events.append(_Event(_sse(stop, "content_block_stop"), False, True))
+                index += 1
+        if self.pieces or not self.thinking or self.reason != "length":
+            events.append(_block_start(index, {"type": "text", "text": ""}))
         for piece in self.pieces:
             text = {"type": "text_delta", "text": piece}
-            delta = {"type": "content_block_delta", "index": 0, "delta": text}
+            delta = {"type": "content_block_delta", "index": index, "delta": text}
             events.append(_Event(_sse(delta, "content_block_delta"), True, True))
         final = {
             "type": "message_delta",
@@ -512,18 +539,21 @@ class _Answer:
             "usage": {"output_tokens": self.completion_tokens},
         }
         tail = [
-            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse({"type": "content_block_stop", "index": index}, "content_block_stop"),
             _sse(final, "message_delta"),
             _sse({"type": "message_stop"}, "message_stop"),
         ]
         return events + [_Event(wire, False, True) for wire in tail]
 
-    def _usage(self) -> dict[str, int]:
-        return {
+    def _usage(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+        if self.thinking:
+            usage["completion_tokens_details"] = {"reasoning_tokens": len(self.thinking)}
+        return usage
 
     def openai_completion(self) -> dict[str, Any]:
         return {
@@ -552,6 +582,10 @@ class _Answer:
             }
 
         events = [_Event(_sse(chunk({"role": "assistant", "content": ""})), False, False)]
+        events += [
+            _Event(_sse(chunk({"content": None, "reasoning_content": p})), True, False)
+            for p in self.thinking
+        ]
         events += [_Event(_sse(chunk({"content": p})), True, False) for p in self.pieces]
         events.append(_Event(_sse(chunk({}, self._openai_reason())), False, False))
         if self.include_usage:
@@ -559,6 +593,11 @@ class _Answer:
             events.append(_Event(_sse(usage), False, False))
         events.append(_Event(_sse("[DONE]"), False, False))
         return events
+
+
+def _block_start(index: int, block: dict[str, Any]) -> _Event:
+    start = {"type": "content_block_start", "index": index, "content_block": block}
+    return _Event(_sse(start, "content_block_start"), False, True)
 
 
 def _pieces(text: str) -> list[str]:
@@ -584,6 +623,15 @@ def _anthropic_problem(body: dict[str, Any]) -> str | None:
     for name in _SAMPLING:
         if name in body:
             return f"{name}: Extra inputs are not permitted"
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if budget >= body["max_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
+        if messages[-1].get("role") == "assistant":
+            return "thinking is not supported with a prefilled final assistant message"
     last = messages[-1]
     if last.get("role") == "assistant":
         text = _content_text(last.get("content"))

@@ -29,6 +29,7 @@ __all__ = [
     "api_info",
     "client_options",
     "public_url",
+    "reasoning_extra",
     "retry_after",
     "retryable_status",
 ]
@@ -104,6 +105,26 @@ class ApiErrors:
             raise RetryableError(
                 self.redact(f"the call broke off: {type(exc).__name__}: {exc}")
             ) from None
+
+
+def reasoning_extra(
+    thinking: str,
+    text: str,
+    output_tokens: int,
+    *,
+    truncated: bool,
+    thinking_tokens: int | None = None,
+) -> dict[str, object]:
+    """What a call stores of the reasoning an API returned apart from its answer: the text,
+    its tokens (part of the output tokens, and priced as them; estimated from its share of the
+    characters when the API does not count them apart), and whether the token limit cut it."""
+    extra: dict[str, object] = {"thinking": thinking, "thinking_truncated": truncated}
+    if thinking_tokens is None:
+        share = len(thinking) / (len(thinking) + len(text)) if thinking or text else 0.0
+        thinking_tokens = round(output_tokens * share)
+        extra["thinking_tokens_estimated"] = True
+    extra["thinking_tokens"] = thinking_tokens
+    return extra
 
 
 def retryable_status(code: int) -> bool:

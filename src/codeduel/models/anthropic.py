@@ -13,14 +13,23 @@ import httpx2
 from anthropic.types import (
     MessageParam,
     RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
     RawMessageDeltaEvent,
     RawMessageStartEvent,
     RawMessageStopEvent,
     TextDelta,
+    ThinkingDelta,
 )
+from pydantic import Field
 
 from codeduel.errors import ModelError, OptionError
-from codeduel.models._http import ApiErrors, ApiOptions, api_info, client_options
+from codeduel.models._http import (
+    ApiErrors,
+    ApiOptions,
+    api_info,
+    client_options,
+    reasoning_extra,
+)
 from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
 from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
@@ -48,6 +57,9 @@ class AnthropicOptions(ApiOptions):
 
     # Newer Claude models refuse a prefilled assistant turn: `prefill=false` for those.
     prefill: bool = True
+    # Extended thinking: the model may think this many tokens first, within `max_tokens`
+    # (the API wants at least 1024). The thinking is kept apart from the answer.
+    thinking_budget: int | None = Field(None, ge=1024)
 
 
 class AnthropicProvider(Provider):
@@ -67,7 +79,8 @@ class AnthropicProvider(Provider):
         self.capabilities = Capabilities(
             local=False,
             max_concurrency=options.max_concurrency or DEFAULT_CONCURRENCY,
-            supports_prefill=options.prefill,
+            # The API takes no prefilled answer with thinking on.
+            supports_prefill=options.prefill and options.thinking_budget is None,
             deterministic_greedy=False,
             honours_sampling=False,
         )
@@ -114,9 +127,17 @@ class AnthropicProvider(Provider):
             messages=chat,
             system=system or anthropic.omit,
             stop_sequences=stops or anthropic.omit,
+            thinking=(
+                {"type": "enabled", "budget_tokens": self.opts.thinking_budget}
+                if self.opts.thinking_budget
+                else anthropic.omit
+            ),
             stream=True,
         )
         parts: list[str] = []
+        thinking: list[str] = []
+        # The kind of the last content block: thinking cut off by max_tokens leaves no text.
+        last_block = ""
         ttft: float | None = None
         prompt_tokens = completion_tokens = 0
         stop_reason: str | None = None
@@ -128,6 +149,12 @@ class AnthropicProvider(Provider):
                         if ttft is None:
                             ttft = time.perf_counter() - start
                         parts.append(event.delta.text)
+                    elif isinstance(event.delta, ThinkingDelta) and event.delta.thinking:
+                        if ttft is None:
+                            ttft = time.perf_counter() - start
+                        thinking.append(event.delta.thinking)
+                elif isinstance(event, RawContentBlockStartEvent):
+                    last_block = event.content_block.type
                 elif isinstance(event, RawMessageStartEvent):
                     usage = event.message.usage
                     prompt_tokens = _input_tokens(
@@ -147,6 +174,14 @@ class AnthropicProvider(Provider):
         text = "".join(parts)
         if config.prefill:
             text = _after_prefill(text, config.prefill[len(config.prefill.rstrip()) :])
+        extra: dict[str, object] = {"stop_reason": stop_reason}
+        if thinking:
+            extra |= reasoning_extra(
+                "".join(thinking),
+                text,
+                completion_tokens,
+                truncated=stop_reason == "max_tokens" and last_block == "thinking",
+            )
         return ModelOutput(
             text=text,
             finish_reason=_FINISH.get(stop_reason or "", "stop"),
@@ -154,7 +189,7 @@ class AnthropicProvider(Provider):
             completion_tokens=completion_tokens,
             latency_s=latency,
             ttft_s=ttft,
-            extra={"stop_reason": stop_reason},
+            extra=extra,
         )
 
     def _status_error(self, exc: anthropic.APIStatusError, *, prefilled: bool) -> Exception:
@@ -175,7 +210,12 @@ class AnthropicProvider(Provider):
         return {
             **api_info(self.name, self.model, self.base_url, anthropic),
             "sampling": "model default (temperature and top_p are not sent)",
-            "options": self.opts.model_dump(mode="json", exclude={"base_url"}),
+            # An option added later is shown only when set, as runs stored before it had it.
+            "options": self.opts.model_dump(
+                mode="json",
+                exclude={"base_url"}
+                | ({"thinking_budget"} if not self.opts.thinking_budget else set()),
+            ),
         }
 
     def close(self) -> None:

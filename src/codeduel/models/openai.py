@@ -21,7 +21,14 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import SecretStr
 
 from codeduel.errors import OptionError
-from codeduel.models._http import ApiErrors, ApiOptions, api_info, client_options, public_url
+from codeduel.models._http import (
+    ApiErrors,
+    ApiOptions,
+    api_info,
+    client_options,
+    public_url,
+    reasoning_extra,
+)
 from codeduel.models._loop_client import LoopBoundClient
 from codeduel.models._provider import Capabilities, Provider, ProviderOptions, RetryableError
 from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
@@ -198,6 +205,9 @@ class OpenAIProvider(Provider):
         )
         longest_stop = max((len(s) for s in stops), default=0)
         text = ""
+        # Reasoning servers (vLLM, SGLang, DeepSeek, llama.cpp's) stream it apart from the text.
+        thinking: list[str] = []
+        reasoning_tokens: int | None = None
         ttft: float | None = None
         chunks = 0
         finish: str | None = None
@@ -207,9 +217,18 @@ class OpenAIProvider(Provider):
             async for chunk in stream:
                 if chunk.usage is not None:
                     usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    details = chunk.usage.completion_tokens_details
+                    if details is not None and details.reasoning_tokens is not None:
+                        reasoning_tokens = details.reasoning_tokens
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
+                thought = _reasoning(choice.delta)
+                if thought:
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                    chunks += 1
+                    thinking.append(thought)
                 piece = choice.delta.content if choice.delta else None
                 if piece:
                     if ttft is None:
@@ -235,6 +254,16 @@ class OpenAIProvider(Provider):
             # Servers that send no usage stream one token per chunk, near enough.
             extra["usage"] = "estimated from stream chunks"
             usage = (0, chunks)
+        if thinking:
+            extra |= reasoning_extra(
+                "".join(thinking),
+                text,
+                usage[1],
+                truncated=finish == "length" and not text.strip(),
+                thinking_tokens=reasoning_tokens
+                if reasoning_tokens
+                else (len(thinking) if "usage" in extra else None),
+            )
         return ModelOutput(
             text=text,
             finish_reason="stop" if stopped_here else _FINISH.get(finish or "", "stop"),
@@ -340,6 +369,17 @@ def _message(m: Message) -> ChatCompletionMessageParam:
     if m.role == "user":
         return {"role": "user", "content": m.content}
     return {"role": "assistant", "content": m.content}
+
+
+def _reasoning(delta: object) -> str | None:
+    """A chunk's reasoning text: `reasoning_content` (DeepSeek, vLLM, llama.cpp's server) or
+    `reasoning` (newer vLLM, OpenRouter); fields the SDK keeps as extras."""
+    extras = getattr(delta, "model_extra", None) or {}
+    for name in ("reasoning_content", "reasoning"):
+        value = extras.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _api_message(body: object) -> str | None:

@@ -234,6 +234,11 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
             )
         )
         notes.append(f"{_system(r)} cost basis: {r.cost_basis}")
+        if r.thinking_tokens is not None:
+            notes.append(
+                f"{_system(r)} thinking: {r.thinking_tokens} tokens of reasoning before the "
+                "answers, counted in the output tokens and priced as them"
+            )
         calls = [
             f"{r.retries} retries" if r.retries else "",
             f"{r.cache_hits} answers replayed from the call cache" if r.cache_hits else "",

@@ -79,12 +79,17 @@ class ReportRow:
     # beside the row's own figures, which count base and plus tests. None for other runs.
     pass_at_1_base: Estimate | None = None
     passed_base: int | None = None
+    # Reasoning tokens the providers returned apart from the answers (part of the output
+    # tokens, priced as them); None when no call had any, and then left out of the JSON.
+    thinking_tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if self.pass_at_1_base is None:
             # Only EvalPlus runs have them: other reports stay as they were.
             del data["pass_at_1_base"], data["passed_base"]
+        if self.thinking_tokens is None:
+            del data["thinking_tokens"]
         return data
 
 
@@ -282,6 +287,13 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? AND c.extra IS NOT NULL",
             key,
         ).fetchone()
+        (thinking,) = db.execute(
+            "SELECT SUM(json_extract(c.extra, '$.thinking_tokens')) "
+            "FROM model_calls c JOIN attempts a ON a.id = c.attempt_id "
+            "JOIN samples s ON s.id = a.sample_id "
+            "WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? AND c.extra IS NOT NULL",
+            key,
+        ).fetchone()
         # One call at a time: the answers are the largest texts in the store.
         answer_chars = in_code = 0
         for response, code in db.execute(
@@ -339,6 +351,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 retries=retries,
                 cache_hits=cache_hits,
                 estimated_token_calls=estimated,
+                thinking_tokens=thinking,
                 pass_at_1_base=base_at_1,
                 passed_base=passed_base,
             )

@@ -147,4 +147,46 @@ ALTER TABLE executions ADD COLUMN extra TEXT;
 ALTER TABLE tasks ADD COLUMN baseline TEXT;
 """,
     ),
+    # A sample may end `thinking_truncated`: a reasoning model still thinking at the token
+    # limit, which wrote no answer. SQLite cannot widen a CHECK in place, so the table is
+    # rebuilt as it is, row for row (through a copy: the attempts' references to the rows,
+    # deferred, hold again when they are back, and are checked at commit).
+    (
+        "0009_sample_thinking_truncated",
+        """
+PRAGMA defer_foreign_keys = ON;
+CREATE TABLE samples_0009 AS SELECT * FROM samples;
+DROP TABLE samples;
+CREATE TABLE samples (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    model TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status IN ('passed', 'failed', 'timeout', 'error', 'thinking_truncated')),
+    code TEXT NOT NULL,
+    extract_method TEXT NOT NULL,
+    hit_token_limit INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    generation_s REAL NOT NULL,
+    execution_s REAL NOT NULL,
+    ttft_s REAL,
+    peak_rss_bytes INTEGER,
+    peak_vram_bytes INTEGER,
+    created_at TEXT NOT NULL,
+    model_error INTEGER NOT NULL DEFAULT 0,
+    final_attempt INTEGER,
+    UNIQUE (run_id, model, strategy, task_id, sample_index)
+);
+INSERT INTO samples SELECT id, run_id, model, strategy, task_id, sample_index, status, code,
+    extract_method, hit_token_limit, prompt_tokens, completion_tokens, generation_s,
+    execution_s, ttft_s, peak_rss_bytes, peak_vram_bytes, created_at, model_error,
+    final_attempt FROM samples_0009;
+DROP TABLE samples_0009;
+CREATE INDEX samples_by_run ON samples (run_id, model, strategy, task_id);
+""",
+    ),
 )

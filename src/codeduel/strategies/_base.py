@@ -12,7 +12,13 @@ from pydantic import BaseModel, ConfigDict
 
 from codeduel.benchmarks import Task
 from codeduel.errors import ModelError, ModelUnusableError
-from codeduel.extract import NO_CODE, answer_code
+from codeduel.extract import (
+    NO_CODE,
+    THINKING_TRUNCATED,
+    answer_code,
+    thinking_truncated,
+    whole_answer,
+)
 from codeduel.models import Model
 from codeduel.records import CallRecord, ExecutionRecord
 from codeduel.sandbox import ExecResult
@@ -110,17 +116,25 @@ async def run_attempt(
         output.text, task.entry_point, config.prefill, output.finish_reason == "stop"
     )
     code = extraction.code
+    hit_limit = output.finish_reason == "length"
+    # Reasoning cut off by the token limit holds no answer: a status of its own, not wrong code.
+    truncated = thinking_truncated(
+        whole_answer(output.text, config.prefill),
+        hit_limit,
+        bool(output.extra.get("thinking_truncated")),
+    )
     scorer = ctx.scorer
-    hidden = None if extraction.method == "none" else scorer.start(task, code)
+    hidden = None if extraction.method == "none" or truncated else scorer.start(task, code)
     shown: ExecResult | None = None
     shown_record: ExecutionRecord | None = None
     if visible and task.visible_test:
         limit = await scorer.timeout_s(task)
-        if extraction.method == "none":
-            shown = ExecResult("error", NO_CODE, 0.0)
-            shown_record = ExecutionRecord("visible", "error", NO_CODE, 0.0, limit)
+        if hidden is None:
+            why = THINKING_TRUNCATED if truncated else NO_CODE
+            shown = ExecResult("error", why, 0.0)
+            shown_record = ExecutionRecord("visible", "error", why, 0.0, limit)
         else:
-            shown = await scorer.executor.run(task.visible_program(code), limit)
+            shown = task.read_result(await scorer.executor.run(task.visible_program(code), limit))
             shown_record = execution_record(task, "visible", shown, limit)
     # The call's own time, not the time spent queueing for the model.
     attempt = Attempt(
@@ -129,9 +143,10 @@ async def run_attempt(
         call,
         shown,
         shown_record,
-        output.finish_reason == "length",
+        hit_limit,
         output.latency_s,
         hidden,
+        thinking_truncated=truncated,
     )
     return _notify(ctx, attempt)
 
