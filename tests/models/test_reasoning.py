@@ -137,7 +137,15 @@ def test_a_run_grades_the_final_code_and_prices_the_thinking(
     assert _run(tmp_path, "openai-compat/r1", api.openai_url, 2000, "thought") == "passed"
     report = capsys.readouterr().out
     assert f"thinking: {THINK_TOKENS} tokens of reasoning before the answers" in report
-    return
+    db, prices = tmp_path / "runs.db", tmp_path / "prices.json"
+    argv = ["report", "thought", "--db", str(db), "--prices", str(prices), "--format", "json"]
+    assert exit_code(argv) == 0
+    (row,) = json.loads(capsys.readouterr().out)["runs"][0]["rows"]
+    assert row["thinking_tokens"] == THINK_TOKENS
+    # The thinking is in the output tokens, at the output price ($10/Mtok; prompt $1/Mtok).
+    assert row["completion_tokens_mean"] == THINK_TOKENS + CODE_TOKENS
+    expected = (row["prompt_tokens_mean"] * 1.0 + (THINK_TOKENS + CODE_TOKENS) * 10.0) / 1e6
+    assert row["usd_total"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("separate", [True, False])
