@@ -196,7 +196,7 @@ def test_markdown_json_and_the_articles_table(gpu: tuple[Store, Run]) -> None:
     assert "### GPU tasks" in text and "on NVIDIA H200" in text
     assert "No speed was measured" not in text
     head = (
-        "| System | Correct@1 % (95% CI) | Correct | fast_0 % | fast_1 % | fast_2 % | "
+        "| System | Correct@1 % (95% CI) | Correct | fast_0 % | fast_1 % (95% CI) | fast_2 % | "
         "Speedup vs NumPy, small (95% CI) | Speedup vs NumPy, medium (95% CI) | "
         "Speedup vs NumPy, large (95% CI) | Speedup vs GPU reference, largest (95% CI) | "
         "fast_1 vs GPU reference % | Answers' peak GPU memory median / max | "
@@ -206,7 +206,8 @@ def test_markdown_json_and_the_articles_table(gpu: tuple[Store, Run]) -> None:
     gpu_lines = text.split("### GPU tasks")[1].splitlines()
     local = next(line for line in gpu_lines if line.startswith(f"| {LOCAL} | 75.0 ("))
     cells = [c.strip() for c in local.strip("|").split("|")]
-    assert cells[2:6] == ["3/4", "75.0", "50.0", "25.0"]
+    # fast_1 with pass@1's interval over tasks, as correct@1 has.
+    assert cells[2:6] == ["3/4", "75.0", "50.0 (15.0–85.0)", "25.0"]
     assert cells[8].startswith("1.71× (")
     assert cells[10:] == ["25.0", "1000 B / 2.0 KiB", "3.00"]
     assert "| System | Pass@1 | Execution time | Memory |" in text
@@ -236,7 +237,7 @@ def test_html_has_the_tables_and_both_figures(gpu: tuple[Store, Run]) -> None:
     page = _Page(text)
     assert page.plots[-2:] == ["fast-p", "task-speedup"]
     metrics = page.table("accel")
-    assert metrics[LOCAL][1].startswith("75.0 (") and metrics[LOCAL][4] == "50.0"
+    assert metrics[LOCAL][1].startswith("75.0 (") and metrics[LOCAL][4] == "50.0 (15.0–85.0)"
     articles = [rows for cls, rows in page.tables if cls == "accel"][1]
     assert articles[0] == ["System", "Pass@1", "Execution time", "Memory"]
     # fast_p from p = 0.5 (p = 0 has no place on the log axis): local is 50% at p = 1.
