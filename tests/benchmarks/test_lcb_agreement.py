@@ -200,3 +200,54 @@ def test_codeduel_and_livecodebench_give_every_sample_the_same_verdict(
     assert not disagree, "\n".join(disagree)
     # The fixtures exercise every verdict, so agreement is not agreement on one kind.
     assert {"passed", "failed", "timeout", "error"} <= set(ours)
+
+
+# Answers faking a pass, which codeduel refuses: (problem, answer, codeduel's status, a phrase
+# of its detail). LiveCodeBench's grader passes the first (a result equal to everything); the
+# others go for this harness's own comparison (its functions, the builtins it grades with).
+FAKES: list[tuple[str, str, str, str]] = [
+    (
+        "9001",
+        "class Equal:\n    def __eq__(self, other):\n        return True\n\n\n"
+        + PAIR
+        + "        return Equal()\n",
+        "failed",
+        "the result is a Equal, which compares by its own __eq__",
+    ),
+    (
+        "9001",
+        PAIR + "        return [Equal()]\n\n\n"
+        "class Equal:\n    def __eq__(self, other):\n        return True\n",
+        "failed",
+        "compares by its own __eq__",
+    ),
+    (
+        "abc900_a",
+        "import sys\nsys.modules['__main__']._same_output = lambda got, want: None\nprint('0')\n",
+        "error",
+        "the answer replaced _same_output, which grading uses",
+    ),
+    (
+        "9001",
+        "import builtins\nbuiltins.bool = lambda value: True\n\n\n" + PAIR + "        return -5\n",
+        "error",
+        "the answer replaced builtins.bool, which grading uses",
+    ),
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("qid", "code", "status", "phrase"), FAKES)
+def test_answers_faking_a_pass_are_refused(
+    tasks: dict[str, LiveCodeBenchTask],
+    sandbox: Sandbox,
+    qid: str,
+    code: str,
+    status: str,
+    phrase: str,
+) -> None:
+    task = tasks[qid]
+    limit = task.time_limit_floor_s()
+    result = asyncio.run(LocalExecutor(sandbox).run(task.program(code), limit))
+    record = execution_record(task, "hidden", result, limit)
+    assert record.status == status and phrase in record.detail, record.detail

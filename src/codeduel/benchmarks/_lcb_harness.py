@@ -14,15 +14,22 @@ first failure:
 - every test has `timeout` seconds (SIGALRM, as theirs); a wrong answer is an
   AssertionError (status "failed"), a test over its time a `TimeLimitExceeded` (read back as
   status "timeout"), anything else an error.
+
+The answer runs in the grader's process, there as here, so two ways of faking a pass are
+refused: a result whose type compares with an `__eq__` written in Python (an object equal to
+everything, which LiveCodeBench's grader passes), and an answer that replaces a function of
+this harness or a builtin it grades with. Honest answers get LiveCodeBench's verdicts.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import json
 import signal
 import sys
+import types
 from decimal import Decimal
 from io import StringIO
 from types import ModuleType
@@ -106,8 +113,46 @@ def _failed_run(index: int, exc: BaseException) -> BaseException:
     return RuntimeError(f"test {index + 1} raised {_short(repr(exc), 200)}")
 
 
-def _functional(code: str, inputs: list[str], outputs: list[str], name: str, timeout: int) -> None:
+class _Untouched:
+    """What grading uses, as it was before the answer ran: this module's names and the
+    builtins; `check` raises where the answer replaced one of them."""
+
+    def __init__(self) -> None:
+        self.names = dict(globals())
+        self.builtins = dict(vars(builtins))
+
+    def check(self) -> None:
+        here = globals()
+        for name, value in self.names.items():
+            if here.get(name) is not value:
+                raise RuntimeError(f"the answer replaced {name}, which grading uses")
+        now = vars(builtins)
+        for name, value in self.builtins.items():
+            if now.get(name) is not value:
+                raise RuntimeError(f"the answer replaced builtins.{name}, which grading uses")
+
+
+def _own_eq(value: object, depth: int = 0) -> str | None:
+    """The name of a type in `value` (or in the lists, tuples, sets and dicts in it) that
+    compares with an `__eq__` written in Python, or None."""
+    kind = type(value)
+    if isinstance(getattr(kind, "__eq__", None), types.FunctionType):
+        return kind.__name__
+    if depth > 100 or kind not in (list, tuple, set, frozenset, dict):
+        return None
+    items = [*value.keys(), *value.values()] if kind is dict else value  # type: ignore[attr-defined]
+    for item in items:  # type: ignore[attr-defined]
+        found = _own_eq(item, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _functional(
+    code: str, inputs: list[str], outputs: list[str], name: str, timeout: int, kept: _Untouched
+) -> None:
     solution = _loaded(IMPORTS + "\n\n" + code, timeout, functional=True)
+    kept.check()
     method = getattr(solution, name, None)
     if method is None:
         raise RuntimeError(f"the answer defines no {name}")
@@ -120,12 +165,19 @@ def _functional(code: str, inputs: list[str], outputs: list[str], name: str, tim
             signal.alarm(0)
             if isinstance(got, tuple):
                 got = list(got)
-            same = bool(got == want)
+            faked = _own_eq(got)
+            same = faked is None and bool(got == want)
         except Exception as exc:
             signal.alarm(0)
             raise _failed_run(index, exc) from None
         finally:
             signal.alarm(0)
+        kept.check()
+        if faked is not None:
+            raise AssertionError(
+                f"wrong answer on test {index + 1}: the result is a {faked}, which compares "
+                "by its own __eq__"
+            )
         if not same:
             raise AssertionError(
                 f"wrong answer on test {index + 1}: got {_short(got)}, expected {_short(want)}"
@@ -185,8 +237,11 @@ def _same_output(got: str, want: str) -> str | None:
     return None
 
 
-def _stdin(code: str, inputs: list[str], outputs: list[str], timeout: int) -> None:
+def _stdin(
+    code: str, inputs: list[str], outputs: list[str], timeout: int, kept: _Untouched
+) -> None:
     module = _loaded(_as_function(_without_main_guard(code)), timeout, functional=False)
+    kept.check()
     function = getattr(module, "wrapped_function", None)
     if function is None:
         raise RuntimeError("the answer could not be wrapped to read stdin")
@@ -203,6 +258,7 @@ def _stdin(code: str, inputs: list[str], outputs: list[str], timeout: int) -> No
         finally:
             signal.alarm(0)
             sys.stdout = real_stdout
+        kept.check()
         problem = _same_output(captured.getvalue(), want)
         if problem is not None:
             raise AssertionError(f"wrong answer on test {index + 1}: {problem}")
@@ -212,7 +268,8 @@ def _lcb_main(spec: dict[str, Any]) -> None:
     signal.signal(signal.SIGALRM, _alarm)
     code, inputs, outputs = spec["code"], spec["inputs"], spec["outputs"]
     timeout = int(spec["timeout"])
+    kept = _Untouched()
     if spec["fn_name"] is None:
-        _stdin(code, inputs, outputs, timeout)
+        _stdin(code, inputs, outputs, timeout, kept)
     else:
-        _functional(code, inputs, outputs, spec["fn_name"], timeout)
+        _functional(code, inputs, outputs, spec["fn_name"], timeout, kept)
