@@ -83,8 +83,9 @@ class Release:
 # The URLs are the ones evalplus 0.3.1 builds (`evalplus.data.utils.get_dataset_metadata`) for
 # its pinned versions (HUMANEVAL_PLUS_VERSION, MBPP_PLUS_VERSION). The sha256 of each release
 # file could not be computed here (no internet where this was written): these are the values
-# another project's build script pins for the same URLs, and must be checked on a machine with
-# internet (`curl -L URL | sha256sum`) before they are trusted; `jsonl_sha256`, the hash of
+# that several public projects' build scripts pin for the same files (three independent ones
+# agree), still to be checked on a machine with internet (`curl -L URL | sha256sum`); a file
+# that does not match is refused in one sentence. `jsonl_sha256`, the hash of
 # the uncompressed file (`curl -L URL | gunzip | sha256sum`), is yet to be recorded. Tests pin
 # their own fixtures instead (tests/benchmarks/test_plus_download.py).
 RELEASES: dict[str, Release] = {
