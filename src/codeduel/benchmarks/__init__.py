@@ -12,6 +12,7 @@ __all__ = ["BUILTIN_BENCHMARKS", "Benchmark", "Task", "TestStyle", "load_benchma
 
 BUILTIN_BENCHMARKS = (
     "humaneval",
+    "humaneval-fix",
     "mbpp",
     "humaneval+",
     "mbpp+",
@@ -27,6 +28,10 @@ def load_benchmark(name_or_path: str) -> Benchmark:
         from codeduel.benchmarks.humaneval import load_humaneval
 
         return load_humaneval()
+    if name_or_path == "humaneval-fix" or name_or_path.startswith("humaneval-fix@"):
+        from codeduel.benchmarks.humanevalfix import load_humaneval_fix
+
+        return load_humaneval_fix(name_or_path)
     if name_or_path == "mbpp":
         from codeduel.benchmarks.mbpp import load_mbpp
 

@@ -414,7 +414,14 @@ class _Linked(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def download(url: str, target: Path, timeout_s: float = 60.0) -> Path:
+def download(
+    url: str,
+    target: Path,
+    timeout_s: float = 60.0,
+    *,
+    title: str = "LiveCodeBench's",
+    hint: str = "set CODEDUEL_LCB_DIR to a folder holding the dataset's files",
+) -> Path:
     """Fetch `url` into `target` atomically. A file shorter or longer than stated, or whose
     sha256 is not the one the Hub states for it, is refused and nothing is left behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -434,8 +441,7 @@ def download(url: str, target: Path, timeout_s: float = 60.0) -> Path:
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise BenchmarkError(
-                f"could not download LiveCodeBench's {target.name} from {url} ({reason}); "
-                "set CODEDUEL_LCB_DIR to a folder holding the dataset's files"
+                f"could not download {title} {target.name} from {url} ({reason}); {hint}"
             ) from None
         expected = linked.stated.get("x-linked-size") or length
         if expected is not None and expected.isdigit() and int(expected) != size:

@@ -471,6 +471,27 @@ def cost(
 
 
 @cli.command()
+@db_option
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free one).",
+)
+def view(db: Path | None, port: int) -> None:
+    """A local web page over the run store, read-only: runs with live progress, systems side by
+    side, the task grid, every sample's record, the report's plots. Served on 127.0.0.1 only."""
+    from codeduel.store import default_db_path
+
+    try:
+        from codeduel.view import serve
+    except ModuleNotFoundError as exc:
+        raise UserError(f"codeduel view needs {exc.name}: pip install 'codeduel[view]'") from None
+    serve(db or default_db_path(), port, click.echo)
+
+
+@cli.command()
 def models() -> None:
     """Bundled models and providers: what is installed and where its files are."""
     from codeduel.models import providers

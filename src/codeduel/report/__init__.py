@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from codeduel.report._accel import Accel, build_accel
-from codeduel.report._html import TimeSpread, render_html, time_spreads
+from codeduel.report._html import (
+    TimeSpread,
+    html_figures,
+    html_run_view,
+    render_html,
+    time_spreads,
+)
 from codeduel.report._hybrid import Hybrid, build_hybrid
 from codeduel.report._paired import Paired, paired_comparisons
 from codeduel.report._render import RunReport, render_json, render_markdown, run_wall_s
@@ -22,6 +28,8 @@ __all__ = [
     "build_hybrid",
     "build_report",
     "build_rows",
+    "html_figures",
+    "html_run_view",
     "paired_comparisons",
     "render_html",
     "render_json",

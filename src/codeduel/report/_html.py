@@ -42,7 +42,7 @@ from codeduel.report._svg import (
 from codeduel.report._table import Table
 from codeduel.store import Run, Store
 
-__all__ = ["TimeSpread", "render_html", "time_spreads"]
+__all__ = ["TimeSpread", "html_figures", "html_run_view", "render_html", "time_spreads"]
 
 
 @dataclass(frozen=True)
@@ -431,17 +431,11 @@ def _accel_view(accel: Accel | None) -> dict[str, Any] | None:
     return {"intro": accel_intro(accel), "tables": [_cells(t) for t in accel_tables(accel)]}
 
 
-def render_html(
-    reports: Sequence[RunReport],
-    spreads: Mapping[str, Sequence[TimeSpread]],
-    local: LocalCost | None = None,
-) -> str:
-    """The page for `reports`; `spreads` maps a run's name to its `time_spreads`."""
-    # jinja2 only here: `import codeduel.report` stays light for the other formats.
-    from jinja2 import Environment, PackageLoader
-    from markupsafe import Markup
-
-    local = local or LocalCost()
+def html_figures(
+    reports: Sequence[RunReport], spreads: Mapping[str, Sequence[TimeSpread]]
+) -> list[_Figure]:
+    """The page's plots for `reports` (also drawn by `codeduel view`): each with its key, title,
+    caption, and its svg or the line that says why there is none."""
     labels = _Labels(reports)
     figures = [
         _frontier(reports, labels),
@@ -453,6 +447,27 @@ def render_html(
     ]
     if any(r.accel is not None for r in reports):
         figures += [_fast_p(reports, labels), _task_speedups(reports, labels)]
+    return figures
+
+
+def html_run_view(report: RunReport, local: LocalCost | None = None) -> dict[str, Any]:
+    """One run's section of the page, as the template reads it: heading, tables (cells with
+    whether each is numeric), paired tests, notes, hybrid and GPU tables, provenance."""
+    return _run_view(report, local or LocalCost())
+
+
+def render_html(
+    reports: Sequence[RunReport],
+    spreads: Mapping[str, Sequence[TimeSpread]],
+    local: LocalCost | None = None,
+) -> str:
+    """The page for `reports`; `spreads` maps a run's name to its `time_spreads`."""
+    # jinja2 only here: `import codeduel.report` stays light for the other formats.
+    from jinja2 import Environment, PackageLoader
+    from markupsafe import Markup
+
+    local = local or LocalCost()
+    figures = html_figures(reports, spreads)
     env = Environment(
         loader=PackageLoader("codeduel.report"),
         autoescape=True,

@@ -45,8 +45,13 @@ class Run:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open the store at `path`, created and migrated as needed; `read_only`: an existing
+        store opened for reading (`codeduel view`), never created, migrated or written."""
         self.path = path
+        if read_only:
+            self._open_read_only()
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
@@ -62,6 +67,37 @@ class Store:
             raise StoreError(f"cannot use run store {path}: {exc}") from None
         except OSError as exc:
             raise StoreError(f"cannot create run store {path}: {exc.strerror}") from None
+
+    def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise StoreError(f"no run store at {self.path}")
+        try:
+            # SQLite's read-only mode: a write would fail. WAL readers still see each commit.
+            self.db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=30.0,
+                check_same_thread=False,
+            )
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA query_only=ON")
+            tables = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+            if self.db.execute(tables).fetchone() is None:
+                raise StoreError(f"{self.path} is not a codeduel run store")
+            applied = {r[0] for r in self.db.execute("SELECT name FROM migrations")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read run store {self.path}: {exc}") from None
+        known = {name for name, _ in MIGRATIONS}
+        if applied - known:
+            raise StoreError(
+                f"run store {self.path} was written by a newer codeduel "
+                f"(migrations {', '.join(sorted(applied - known))}); upgrade codeduel"
+            )
+        if known - applied:
+            raise StoreError(
+                f"run store {self.path} predates this codeduel; "
+                "upgrade it with any other codeduel command, e.g. codeduel report"
+            )
 
     def close(self) -> None:
         self.db.close()
