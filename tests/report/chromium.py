@@ -14,11 +14,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PageReport", "chromium_path", "load_page"]
+__all__ = ["PageReport", "chromium_path", "load_page", "open_browser"]
 
 # Requests a self-contained page may make: itself and inline data.
 _LOCAL_SCHEMES = ("file:", "data:", "about:")
@@ -122,6 +124,13 @@ def load_page(
 ) -> PageReport:
     """Open `page`, wait for its load event, evaluate each JS expression (by value), and save a
     screenshot of the whole page."""
+    with open_browser(width) as pipe:
+        return _drive(pipe, page, expressions, screenshot)
+
+
+@contextmanager
+def open_browser(width: int = 1280, height: int = 900) -> Iterator[_Pipe]:
+    """A headless Chromium with a fresh profile, driven over the DevTools pipe."""
     binary = chromium_path()
     if binary is None:
         raise FileNotFoundError("chromium is not on PATH")
@@ -148,7 +157,7 @@ def load_page(
                 "--no-default-browser-check",
                 "--remote-debugging-pipe",
                 f"--user-data-dir={profile}",
-                f"--window-size={width},900",
+                f"--window-size={width},{height}",
                 "about:blank",
             ],
             stdin=subprocess.DEVNULL,
@@ -160,7 +169,7 @@ def load_page(
         os.close(to_browser_r)
         os.close(from_browser_w)
         try:
-            return _drive(_Pipe(to_browser_w, from_browser_r), page, expressions, screenshot)
+            yield _Pipe(to_browser_w, from_browser_r)
         finally:
             os.close(to_browser_w)
             os.close(from_browser_r)
