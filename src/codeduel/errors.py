@@ -11,6 +11,7 @@ __all__ = [
     "BenchmarkError",
     "ClusterError",
     "CodeduelError",
+    "CostLimitReached",
     "ModelError",
     "ModelFileError",
     "ModelUnusableError",
@@ -63,6 +64,11 @@ class ModelUnusableError(ModelError, UserError):
     """A provider that cannot work as configured (a rejected API key, an unknown model, an
     architecture the engine refuses): every call would fail the same way, so the run stops at
     once with this one line instead of storing a model error for each sample."""
+
+
+class CostLimitReached(CodeduelError):
+    """A cloud call not sent: it could pass the run's `--cost-limit`. Its sample stays unsent
+    (not an error), for `--resume --cost-limit HIGHER`."""
 
 
 class SandboxError(CodeduelError):

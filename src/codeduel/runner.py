@@ -13,9 +13,11 @@ from typing import Any
 
 from codeduel import provenance
 from codeduel.benchmarks import Benchmark, Task, load_benchmark
-from codeduel.errors import OptionError, StoreError
+from codeduel.costs import PriceTable, bill
+from codeduel.errors import CostLimitReached, OptionError, StoreError
 from codeduel.executors import Executor, open_executor
 from codeduel.models import (
+    Budget,
     GenerateConfig,
     Model,
     ModelSpec,
@@ -26,7 +28,7 @@ from codeduel.models import (
 from codeduel.records import SampleRecord
 from codeduel.sandbox import Limits
 from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer, preflight
-from codeduel.store import Run, Store, StoredCalls
+from codeduel.store import Run, Store, StoredBatches, StoredCalls, call_usage
 from codeduel.strategies import Context, Strategy, chain_key, get_strategy
 
 __all__ = ["RunOptions", "run_benchmark"]
@@ -56,6 +58,11 @@ class RunOptions:
     executor: str = "local"
     # Answer a greedy call from the store when the same request was answered before.
     reuse_calls: bool = True
+    # `--cost-limit`: no cloud call is sent that could take the run's measured spend (over
+    # every session) past this many dollars, at `prices`. Not part of the stored config: a
+    # resume may raise it.
+    cost_limit_usd: float | None = None
+    prices: PriceTable | None = None
 
     def stored_config(self) -> dict[str, Any]:
         """What must match for `--resume` to continue a run (JSON-normalised, as stored)."""
@@ -159,12 +166,14 @@ async def _run_jobs(
     opts: RunOptions,
     executor: Executor,
     on_sample: Progress | None,
-) -> None:
+) -> int:
     """Every job not yet stored: solved by the strategy, then scored; generation starts while
-    the time limits are calibrated (from the reference solutions)."""
+    the time limits are calibrated (from the reference solutions). Returns how many samples
+    were left unsent by the cost limit."""
     strategy = get_strategy(opts.strategy, opts.strategy_options)
     done = store.done_keys(run.id)
     scorer = Scorer(executor)
+    unsent = 0
 
     async def calibrated() -> None:
         await scorer.calibrate(tasks, opts.timeout_floor_s, opts.timeout_factor)
@@ -176,8 +185,15 @@ async def _run_jobs(
         )
 
     async def one(chain: tuple[Model, ...], task: Task, index: int) -> None:
+        nonlocal unsent
         ctx = Context(chain[0], opts.config, scorer, chain=chain)
-        sample = await scorer.score(await strategy.solve(task, index, ctx))
+        try:
+            solution = await strategy.solve(task, index, ctx)
+        except CostLimitReached:
+            # Unsent, not an error: nothing is stored, so `--resume` sends the whole sample.
+            unsent += 1
+            return
+        sample = await scorer.score(solution)
         await stored_tasks
         store.record_sample(run.id, sample)
         if on_sample is not None:
@@ -194,11 +210,60 @@ async def _run_jobs(
                         group.create_task(one(chain, task, index))
     except BaseExceptionGroup as failed:
         raise _first(failed) from None
+    return unsent
+
+
+def _cloud_spend(store: Store, run: Run, models: list[Model], prices: PriceTable) -> float:
+    """What the run's stored cloud calls cost so far, as billed."""
+    spent = 0.0
+    for model in models:
+        if model.provider.capabilities.local:
+            continue
+        price = prices.get(model.key)
+        assert price is not None
+        tier = price.long_context
+        usage = call_usage(
+            store, run.id, model.key, long_above=tier.above_tokens if tier is not None else None
+        )
+        spent += bill(price, usage).usd
+    return spent
+
+
+def _budget(models: list[Model], opts: RunOptions) -> Budget | None:
+    """The run's `--cost-limit`, refused where a cloud model has no price to measure by."""
+    if opts.cost_limit_usd is None:
+        return None
+    if not math.isfinite(opts.cost_limit_usd) or opts.cost_limit_usd < 0:
+        raise OptionError("--cost-limit must be a finite number of dollars, 0 or more")
+    prices = opts.prices
+    assert prices is not None
+    cloud = [m.key for m in models if not m.provider.capabilities.local]
+    unpriced = [key for key in cloud if prices.get(key) is None]
+    if unpriced:
+        raise OptionError(
+            f"--cost-limit needs a price for {unpriced[0]}; add it with --prices FILE"
+        )
+    return Budget(opts.cost_limit_usd, {key: prices.models[key] for key in cloud})
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     first = group.exceptions[0]
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _record_cost_limit(store: Store, run: Run, budget: Budget, unsent: int) -> None:
+    """The cap this session ran under, what the run had spent, and the samples it left unsent
+    (the report says so)."""
+    current = store.get_run(run.name)
+    assert current is not None
+    meta = dict(current.provenance)
+    meta["cost_limit"] = {
+        "usd": budget.limit_usd,
+        "spent_usd": round(budget.spent_usd, 6),
+        "reached": unsent > 0,
+        "unsent": unsent,
+    }
+    store.set_provenance(run.id, meta)
 
 
 def _release(models: list[Model], owned: bool, caches: list[Any]) -> None:
@@ -240,6 +305,11 @@ def run_benchmark(
         if [m.spec for m in models] != list(opts.models):
             raise OptionError("the models given must be the run's models, in order")
     caches = [model.cache for model in models]
+    try:
+        budget = _budget(models, opts)
+    except BaseException:
+        _release(models, owned, caches)
+        raise
     if opts.reuse_calls:
         calls = StoredCalls(store)
         for model in models:
@@ -278,18 +348,35 @@ def run_benchmark(
                 local = all(m.provider.capabilities.local for m in models)
                 chain = [m.key for m in models]
                 store.add_model(run.id, systems[0][0], {"chain": chain, "local": local})
+            for model in models:
+                if model.provider.batcher is not None:
+                    # Pending batches are found again by a resumed run, not sent twice.
+                    model.provider.batcher.ledger = StoredBatches(store, run.id)
+            if budget is not None:
+                assert opts.prices is not None
+                budget.spent_usd = _cloud_spend(store, run, models, opts.prices)
+                budget.reached = budget.spent_usd >= budget.limit_usd
+                for model in models:
+                    model.budget = budget
             jobs = [(t, i) for t in tasks for i in range(opts.samples)]
             done = len(store.done_keys(run.id))
             if on_start is not None:
                 on_start(run, len(jobs) * len(systems), done)
-            asyncio.run(_run_jobs(store, run, tasks, jobs, models, opts, executor, on_sample))
-        # Samples lost to failed model calls leave the run unfinished: `--resume` retries them.
-        holes = store.model_error_count(run.id)
+            unsent = asyncio.run(
+                _run_jobs(store, run, tasks, jobs, models, opts, executor, on_sample)
+            )
+        if budget is not None:
+            _record_cost_limit(store, run, budget, unsent)
+        # Samples lost to failed model calls leave the run unfinished: `--resume` retries them;
+        # so do samples the cost limit left unsent.
+        holes = store.model_error_count(run.id) + unsent
         store.set_run_status(run.id, "incomplete" if holes else "complete")
     except BaseException:
         store.set_run_status(run.id, "interrupted")
         raise
     finally:
+        for model in models:
+            model.budget = None
         _release(models, owned, caches)
     final = store.get_run(run.name)
     assert final is not None

@@ -1,13 +1,23 @@
-"""A real HTTP server on loopback speaking the Anthropic Messages and OpenAI Chat Completions APIs.
+"""A real HTTP server on loopback speaking the Anthropic Messages and OpenAI Chat Completions APIs,
+and both batch APIs (Anthropic's Message Batches; OpenAI's Files and Batch).
 
 The official SDKs talk to it over a socket, as they would to the real services. Answers come
 from a script (request JSON in, answer text out); faults are injected per request number or
 every n-th request. Every request is recorded (path, headers less credentials, JSON body) so
 tests can assert what the SDKs actually sent.
+
+A batch stays in progress for `batch_polls` retrieves (or while `hold_batches` is set), then
+ends; its requests are answered by the same script. Batch faults are set per batched request
+(counting from 1 over every batch): `expired`, `errored` (a transient `overloaded_error`, a
+500 on OpenAI's side), `invalid` (a 400 `invalid_request_error`), `canceled`;
+`cancel_batch(n)` cancels the n-th batch as a whole (its requests end canceled).
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
+import itertools
 import json
 import re
 import socket
@@ -20,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 __all__ = [
+    "BatchFault",
     "FakeAPI",
     "Fault",
     "Recorded",
@@ -39,6 +50,7 @@ __all__ = [
 Script = Callable[[dict[str, Any]], str]
 
 FaultKind = Literal["status", "drop", "cut", "truncate", "malformed", "slow", "error_event"]
+BatchFault = Literal["expired", "errored", "invalid", "canceled"]
 
 
 @dataclass(frozen=True)
@@ -150,8 +162,20 @@ class FakeAPI:
     chunk_delay_s: float = 0.0
     # False acts like servers that ignore `stream_options.include_usage`.
     stream_usage: bool = True
-    # Prompt tokens the Anthropic side reports as cache reads, apart from `input_tokens`.
+    # Prompt tokens reported as cache reads: Anthropic's `cache_read_input_tokens` (apart
+    # from `input_tokens`), OpenAI's `prompt_tokens_details.cached_tokens` (within them).
     cached_tokens: int = 0
+    # Prompt tokens Anthropic reports as written to the cache (`cache_creation_input_tokens`).
+    cache_write_tokens: int = 0
+    # Retrieves a batch answers `in_progress` before it ends; `hold_batches` keeps every batch
+    # in progress until it is cleared.
+    batch_polls: int = 1
+    hold_batches: bool = False
+    batches: dict[str, _Batch] = field(default_factory=dict, init=False)
+    _batch_faults: dict[int, BatchFault] = field(default_factory=dict, init=False)
+    _cancel_batches: set[int] = field(default_factory=set, init=False)
+    _batched: int = field(default=0, init=False)
+    _files: dict[str, bytes] = field(default_factory=dict, init=False)
     # A reasoning model's API: a script's leading `<think>…</think>` goes out as the
     # reasoning apart from the text (Anthropic's thinking blocks, when the request enables
     # thinking; OpenAI-compatible servers' `reasoning_content`), within the same token limit.
@@ -183,6 +207,45 @@ class FakeAPI:
     def fail_every(self, n: int, fault: Fault) -> None:
         """Make every n-th POST fail with `fault` (a fault set with `fail` wins)."""
         self._every.append((n, fault))
+
+    def fail_batched(self, request_number: int, fault: BatchFault) -> None:
+        """Make the n-th batched request (counting from 1 over all batches) end with `fault`."""
+        self._batch_faults[request_number] = fault
+
+    def cancel_batch(self, batch_number: int) -> None:
+        """Cancel the n-th batch created (counting from 1) as a whole."""
+        self._cancel_batches.add(batch_number)
+
+    def _new_batch(self, kind: Literal["anthropic", "openai"], requests: list[Any]) -> _Batch:
+        with self._lock:
+            number = len(self.batches) + 1
+            batch_id = ("msgbatch_" if kind == "anthropic" else "batch_") + f"fake{number:04d}"
+            entries: list[tuple[Any, BatchFault | None]] = []
+            for request in requests:
+                self._batched += 1
+                fault = self._batch_faults.get(self._batched)
+                if number in self._cancel_batches:
+                    fault = "canceled"
+                entries.append((request, fault))
+            batch = _Batch(batch_id, kind, entries, self.batch_polls)
+            self.batches[batch_id] = batch
+        return batch
+
+    def _poll(self, batch: _Batch) -> bool:
+        """One retrieve of `batch`: whether it has ended."""
+        with self._lock:
+            if batch.ended:
+                return True
+            if self.hold_batches:
+                return False
+            batch.polls_left -= 1
+            batch.ended = batch.polls_left < 0
+            return batch.ended
+
+    @property
+    def batched_requests(self) -> int:
+        """Requests sent in batches so far, over every batch."""
+        return self._batched
 
     @property
     def posts(self) -> list[Recorded]:
@@ -268,6 +331,31 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/v1/models":
             model = {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fakeapi"}
             self._json(200, {"object": "list", "data": [model]})
+        elif match := re.fullmatch(r"/v1/messages/batches/([^/]+)(/results)?", self.path):
+            batch = self.api.batches.get(match[1])
+            if batch is None or batch.kind != "anthropic":
+                self._error(True, 404, f"no batch {match[1]}")
+            elif match[2]:
+                if not batch.ended:
+                    self._error(True, 400, "the batch has not ended: no results yet")
+                else:
+                    self._jsonl(batch.anthropic_results(self.api))
+            else:
+                self.api._poll(batch)
+                self._json(200, batch.anthropic_object(self.api))
+        elif match := re.fullmatch(r"/v1/batches/([^/]+)", self.path):
+            batch = self.api.batches.get(match[1])
+            if batch is None or batch.kind != "openai":
+                self._error(False, 404, f"no batch {match[1]}")
+            else:
+                self.api._poll(batch)
+                self._json(200, batch.openai_object(self.api))
+        elif match := re.fullmatch(r"/v1/files/([^/]+)/content", self.path):
+            data = self.api._files.get(match[1])
+            if data is None:
+                self._error(False, 404, f"no file {match[1]}")
+            else:
+                self._raw(data, "application/octet-stream")
         else:
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 
@@ -286,7 +374,15 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
             body = None
+        if self.path == "/v1/files":
+            body = None
         record, fault = self.api._record("POST", self.path, headers, body)
+        if self.path in ("/v1/messages/batches", "/v1/files", "/v1/batches"):
+            if not record.authorized:
+                self._error(self.path.startswith("/v1/messages"), 401, "invalid API key")
+            else:
+                self._batch_post(headers, raw, body)
+            return
         anthropic = self.path == "/v1/messages"
         if self.path not in ("/v1/messages", "/v1/chat/completions"):
             self._error(anthropic, 404, f"no route {self.path}")
@@ -323,7 +419,70 @@ class _Handler(BaseHTTPRequestHandler):
         events = answer.anthropic_events() if anthropic else answer.openai_events()
         self._stream(events, fault)
 
+    def _batch_post(self, headers: dict[str, str], raw: bytes, body: Any) -> None:
+        """Create a message batch (Anthropic), upload a batch input file or create a batch
+        (OpenAI), refusing what the real APIs refuse."""
+        if self.path == "/v1/messages/batches":
+            requests = body.get("requests") if isinstance(body, dict) else None
+            if not isinstance(requests, list) or not requests:
+                self._error(True, 400, "requests: at least one request is required")
+                return
+            for request in requests:
+                params = request.get("params") or {}
+                problem = _anthropic_problem(params)
+                if "stream" in params:
+                    problem = "params.stream: batched requests cannot stream"
+                if problem or not request.get("custom_id"):
+                    self._error(True, 400, f"requests: {problem or 'custom_id is required'}")
+                    return
+            batch = self.api._new_batch("anthropic", requests)
+            self._json(200, batch.anthropic_object(self.api))
+        elif self.path == "/v1/files":
+            head = f"content-type: {headers.get('content-type', '')}\r\n\r\n".encode()
+            form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+            fields = {
+                part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+                for part in form.iter_parts()
+            }
+            if fields.get("purpose") != b"batch" or not fields.get("file"):
+                self._error(False, 400, "a batch input file needs purpose=batch and a file")
+                return
+            file_id = f"file-fake{len(self.api._files) + 1:04d}"
+            self.api._files[file_id] = fields["file"]
+            self._json(200, _file_object(file_id, len(fields["file"])))
+        else:
+            data = self.api._files.get(body.get("input_file_id", "")) if body else None
+            if data is None or body.get("endpoint") != "/v1/chat/completions":
+                self._error(False, 400, "input_file_id: no such file, or not /v1/chat/completions")
+                return
+            if body.get("completion_window") != "24h":
+                self._error(False, 400, "completion_window: only 24h is supported")
+                return
+            lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+            for line in lines:
+                problem = _openai_problem(line.get("body") or {})
+                if line.get("url") != "/v1/chat/completions" or line.get("method") != "POST":
+                    problem = "each line must POST to /v1/chat/completions"
+                if (line.get("body") or {}).get("stream"):
+                    problem = "batched requests cannot stream"
+                if problem or not line.get("custom_id"):
+                    self._error(False, 400, problem or "custom_id is required")
+                    return
+            batch = self.api._new_batch("openai", lines)
+            batch.input_file_id = body["input_file_id"]
+            self._json(200, batch.openai_object(self.api))
+
     # --- responses -----------------------------------------------------------------------
+
+    def _raw(self, data: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _jsonl(self, lines: list[dict[str, Any]]) -> None:
+        self._raw(_jsonl(lines), "application/x-jsonl")
 
     def _json(
         self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None
@@ -429,6 +588,7 @@ class _Answer:
     prompt_tokens: int
     include_usage: bool
     cached_tokens: int
+    cache_write_tokens: int = 0
     # The reasoning sent apart from the text, in pieces (counted in the output tokens).
     thinking: list[str] = field(default_factory=list)
 
@@ -469,6 +629,7 @@ class _Answer:
             prompt_tokens=words,
             include_usage=api.stream_usage and bool(options.get("include_usage")),
             cached_tokens=min(api.cached_tokens, words),
+            cache_write_tokens=min(api.cache_write_tokens, words - min(api.cached_tokens, words)),
             thinking=thinking,
         )
 
@@ -497,14 +658,20 @@ class _Answer:
             "content": [{"type": "text", "text": self.text}],
             "stop_reason": self._anthropic_reason(),
             "stop_sequence": self.stop_sequence,
-            "usage": {"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens},
+            "usage": {
+                "input_tokens": self.prompt_tokens - self.cached_tokens - self.cache_write_tokens,
+                "cache_read_input_tokens": self.cached_tokens,
+                "cache_creation_input_tokens": self.cache_write_tokens,
+                "output_tokens": self.completion_tokens,
+            },
         }
 
     def anthropic_events(self) -> list[_Event]:
         start = self.anthropic_message() | {"content": [], "stop_reason": None}
         start["usage"] = {
-            "input_tokens": self.prompt_tokens - self.cached_tokens,
+            "input_tokens": self.prompt_tokens - self.cached_tokens - self.cache_write_tokens,
             "cache_read_input_tokens": self.cached_tokens,
+            "cache_creation_input_tokens": self.cache_write_tokens,
             "output_tokens": 1,
         }
         out = [
@@ -553,6 +720,8 @@ class _Answer:
         }
         if self.thinking:
             usage["completion_tokens_details"] = {"reasoning_tokens": len(self.thinking)}
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         return usage
 
     def openai_completion(self) -> dict[str, Any]:
@@ -593,6 +762,173 @@ class _Answer:
             events.append(_Event(_sse(usage), False, False))
         events.append(_Event(_sse("[DONE]"), False, False))
         return events
+
+
+_request_ids = itertools.count(1)
+
+
+@dataclass
+class _Batch:
+    """One batch: its requests with the fault each ends with, and how far it has got."""
+
+    id: str
+    kind: Literal["anthropic", "openai"]
+    requests: list[tuple[Any, BatchFault | None]]
+    polls_left: int
+    ended: bool = False
+    input_file_id: str = ""
+    # OpenAI's output and error files, written when the batch is first seen ended.
+    files: tuple[str | None, str | None] | None = None
+
+    def _counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("succeeded", "expired", "errored", "invalid", "canceled"), 0)
+        for _, fault in self.requests:
+            counts[fault or "succeeded"] += 1
+        return counts
+
+    def _cancelled(self) -> bool:
+        return all(fault == "canceled" for _, fault in self.requests)
+
+    def anthropic_object(self, api: FakeAPI) -> dict[str, Any]:
+        counts = self._counts()
+        request_counts = dict.fromkeys(("succeeded", "errored", "canceled", "expired"), 0)
+        request_counts["processing"] = len(self.requests)
+        if self.ended:
+            request_counts = {
+                "processing": 0,
+                "succeeded": counts["succeeded"],
+                "errored": counts["errored"] + counts["invalid"],
+                "canceled": counts["canceled"],
+                "expired": counts["expired"],
+            }
+        return {
+            "id": self.id,
+            "type": "message_batch",
+            "processing_status": "ended" if self.ended else "in_progress",
+            "request_counts": request_counts,
+            "created_at": "2026-12-03T00:00:00Z",
+            "expires_at": "2026-12-04T00:00:00Z",
+            "ended_at": "2026-12-03T00:01:00Z" if self.ended else None,
+            "cancel_initiated_at": "2026-12-03T00:00:30Z" if self._cancelled() else None,
+            "archived_at": None,
+            "results_url": (
+                f"{api.url}/v1/messages/batches/{self.id}/results" if self.ended else None
+            ),
+        }
+
+    def anthropic_results(self, api: FakeAPI) -> list[dict[str, Any]]:
+        lines = []
+        for request, fault in self.requests:
+            params = request["params"]
+            result: dict[str, Any]
+            if fault is None:
+                answer = _Answer.make(params, api.script(params), True, api)
+                result = {"type": "succeeded", "message": answer.anthropic_message()}
+            elif fault in ("expired", "canceled"):
+                result = {"type": fault}
+            else:
+                kind, message = (
+                    ("overloaded_error", "Overloaded")
+                    if fault == "errored"
+                    else ("invalid_request_error", "max_tokens: too large for this model")
+                )
+                error = {"type": kind, "message": message}
+                result = {"type": "errored", "error": {"type": "error", "error": error}}
+            lines.append({"custom_id": request["custom_id"], "result": result})
+        return lines
+
+    def openai_object(self, api: FakeAPI) -> dict[str, Any]:
+        counts = self._counts()
+        if self.ended and self.files is None:
+            self.files = self._openai_files(api)
+        status = "in_progress"
+        if self.ended:
+            status = "cancelled" if self._cancelled() else "completed"
+            if counts["expired"] and not counts["succeeded"] + counts["errored"]:
+                status = "expired"
+        output, errors = self.files or (None, None)
+        return {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": self.input_file_id,
+            "completion_window": "24h",
+            "status": status,
+            "created_at": 1764720000,
+            "output_file_id": output,
+            "error_file_id": errors,
+            "errors": None,
+            "request_counts": {
+                "total": len(self.requests),
+                "completed": counts["succeeded"] if self.ended else 0,
+                "failed": len(self.requests) - counts["succeeded"] if self.ended else 0,
+            },
+        }
+
+    def _openai_files(self, api: FakeAPI) -> tuple[str | None, str | None]:
+        """The output file (the answers) and the error file (requests the API refused, with
+        their status; requests never run, expired or cancelled), as OpenAI writes them."""
+        out: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for request, fault in self.requests:
+            line: dict[str, Any] = {
+                "id": f"batch_req_fake{next(_request_ids)}",
+                "custom_id": request["custom_id"],
+            }
+            body = request["body"]
+            if fault is None:
+                answer = _Answer.make(body, api.script(body), False, api)
+                response = {
+                    "status_code": 200,
+                    "request_id": "req",
+                    "body": answer.openai_completion(),
+                }
+                out.append(line | {"response": response, "error": None})
+            elif fault in ("errored", "invalid"):
+                code = 500 if fault == "errored" else 400
+                error = {
+                    "message": "The server had an error"
+                    if code == 500
+                    else "max_tokens is too large",
+                    "type": "server_error" if code == 500 else "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+                response = {"status_code": code, "request_id": "req", "body": {"error": error}}
+                failed.append(line | {"response": response, "error": None})
+            else:
+                code_name = "batch_expired" if fault == "expired" else "batch_cancelled"
+                message = (
+                    "This request could not be executed before the completion window expired."
+                    if fault == "expired"
+                    else "This request was cancelled before it was executed."
+                )
+                error = {"code": code_name, "message": message}
+                failed.append(line | {"response": None, "error": error})
+        ids: list[str | None] = []
+        for lines in (out, failed):
+            file_id = None
+            if lines:
+                file_id = f"file-fake{len(api._files) + 1:04d}"
+                api._files[file_id] = _jsonl(lines)
+            ids.append(file_id)
+        return ids[0], ids[1]
+
+
+def _jsonl(lines: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def _file_object(file_id: str, size: int) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": 1764720000,
+        "filename": "batch.jsonl",
+        "purpose": "batch",
+        "status": "processed",
+    }
 
 
 def _block_start(index: int, block: dict[str, Any]) -> _Event:

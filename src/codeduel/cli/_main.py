@@ -112,6 +112,19 @@ def cli() -> None:
     is_flag=True,
     help="Call the model even for a greedy request whose answer is already in the store.",
 )
+@click.option(
+    "--cost-limit",
+    "cost_limit",
+    type=float,
+    metavar="USD",
+    help="Stop sending cloud requests before the run's measured spend could pass USD; "
+    "resume with a higher limit to send the rest.",
+)
+@click.option(
+    "--prices",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON price table for --cost-limit, overriding the bundled one ($CODEDUEL_PRICES).",
+)
 @db_option
 def run(
     benchmark: str,
@@ -134,11 +147,14 @@ def run(
     no_progress: bool,
     unsafe_sandbox: bool,
     no_reuse: bool,
+    cost_limit: float | None,
+    prices: Path | None,
     db: Path | None,
 ) -> None:
-    """Run BENCHMARK (humaneval, mbpp, humaneval+, mbpp+, livecodebench, or a .jsonl task
-    file) against one or more models."""
+    """Run BENCHMARK (humaneval, humaneval-fix, mbpp, humaneval+, mbpp+, livecodebench, or a
+    .jsonl task file) against one or more models."""
     from codeduel.cli._progress import RunProgress
+    from codeduel.costs import load_prices
     from codeduel.models import parse_model_spec
     from codeduel.report import build_report, render_json, render_markdown
     from codeduel.runner import RunOptions, run_benchmark
@@ -162,6 +178,8 @@ def run(
         executor=executor,
         unsafe_sandbox=unsafe_sandbox,
         reuse_calls=not no_reuse,
+        cost_limit_usd=cost_limit,
+        prices=load_prices(prices) if cost_limit is not None else None,
     )
     with _open_store(db) as store, RunProgress(enabled=not no_progress) as progress:
         final = run_benchmark(store, opts, on_start=progress.start, on_sample=progress.advance)

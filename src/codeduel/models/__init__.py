@@ -4,6 +4,8 @@
 timing, retries, concurrency, caching and logging.
 """
 
+from codeduel.models._batch import BatchLedger, Batcher, MemoryLedger, PollPolicy
+from codeduel.models._budget import Budget, output_usage
 from codeduel.models._model import Model, RetryPolicy, load_model, redact_options
 from codeduel.models._provider import (
     REDACTED,
@@ -24,19 +26,25 @@ from codeduel.types import FinishReason, GenerateConfig, Message, ModelOutput
 
 __all__ = [
     "REDACTED",
+    "BatchLedger",
+    "Batcher",
+    "Budget",
     "Capabilities",
     "FinishReason",
     "GenerateConfig",
+    "MemoryLedger",
     "Message",
     "Model",
     "ModelOutput",
     "ModelSpec",
+    "PollPolicy",
     "Provider",
     "ProviderOptions",
     "RetryPolicy",
     "RetryableError",
     "load_model",
     "load_provider_class",
+    "output_usage",
     "parse_model_spec",
     "providers",
     "redact_options",

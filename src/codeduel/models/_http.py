@@ -26,6 +26,7 @@ from codeduel.models._provider import ProviderOptions, RetryableError
 __all__ = [
     "ApiErrors",
     "ApiOptions",
+    "BatchOptions",
     "api_info",
     "client_options",
     "public_url",
@@ -43,6 +44,20 @@ class ApiOptions(ProviderOptions):
     timeout_s: float = Field(600.0, gt=0)
     # Calls in flight at once; the provider's default when unset.
     max_concurrency: int | None = Field(None, ge=1)
+
+
+class BatchOptions(ProviderOptions):
+    """`-M batch=true`: a run's calls go through the API's batch endpoint (half the price,
+    answers within a day). `batch_poll_s`: the first wait before a batch is polled; each
+    wait is 1.5 times the last, up to 120 s (or `batch_poll_s`, if longer)."""
+
+    batch: bool = False
+    batch_poll_s: float = Field(10.0, gt=0)
+
+    def batch_settings(self) -> dict[str, object]:
+        """The batch options as `info` shows them: only when batch mode is on, as runs stored
+        before the options existed had none."""
+        return {"batch": True, "batch_poll_s": self.batch_poll_s} if self.batch else {}
 
 
 def client_options(key: str, base_url: str, timeout_s: float) -> dict[str, Any]:

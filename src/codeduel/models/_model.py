@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from codeduel.errors import ModelError, ModelUnusableError, OptionError
+from codeduel.models._budget import Budget
 from codeduel.models._provider import Provider, ProviderOptions, RetryableError
 from codeduel.models._ray_replicas import REPLICA_OPTIONS
 from codeduel.models._registry import ModelSpec, load_provider_class
@@ -60,6 +61,8 @@ class Model:
         self._semaphore = asyncio.Semaphore(limit)
         # Once the provider said it cannot work as configured, no call is made again.
         self._unusable: ModelUnusableError | None = None
+        # The run's `--cost-limit`, over its cloud models (local calls cost no money per call).
+        self.budget: Budget | None = None
 
     @property
     def key(self) -> str:
@@ -88,14 +91,25 @@ class Model:
         key = self.request_hash(messages, config)
         if cache is not None and key in cache:
             return replace(cache[key], extra={**cache[key].extra, "cached": True})
+        caps = self.provider.capabilities
+        budget = self.budget if not caps.local else None
         async with self._semaphore:
             if self._unusable is not None:
                 raise self._unusable
+            worst = cost = 0.0
+            if budget is not None:
+                worst = budget.worst_case(self.key, messages, config, caps.batch)
+                await budget.reserve(worst)
             try:
                 output = await self._generate_with_retries(messages, config)
+                if budget is not None:
+                    cost = budget.cost(self.key, output, caps.batch)
             except ModelUnusableError as exc:
                 self._unusable = exc
                 raise
+            finally:
+                if budget is not None:
+                    await budget.settle(worst, cost)
         if cache is not None:
             cache[key] = output
         return output

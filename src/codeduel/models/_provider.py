@@ -5,11 +5,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from codeduel.types import GenerateConfig, Message, ModelOutput
+
+if TYPE_CHECKING:
+    from codeduel.models._batch import Batcher
 
 __all__ = ["REDACTED", "Capabilities", "Provider", "ProviderOptions", "RetryableError"]
 
@@ -53,6 +56,8 @@ class Capabilities:
     deterministic_greedy: bool = False
     # The temperature and top_p asked for are sent and honoured (else the API's own apply).
     honours_sampling: bool = True
+    # Calls go through the API's batch endpoint (`-M batch=true`), billed at its batch rates.
+    batch: bool = False
 
 
 class RetryableError(Exception):
@@ -74,6 +79,9 @@ class Provider(abc.ABC):
     Options: ClassVar[type[ProviderOptions]] = ProviderOptions
     # What this instance can do, as configured: each provider sets it in `__init__`.
     capabilities: Capabilities
+    # Batch mode's queue, where the provider has one and it is on; the runner gives it the
+    # store's ledger so a resumed run finds its pending batches.
+    batcher: Batcher | None = None
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
         self.model = model

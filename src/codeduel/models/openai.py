@@ -1,6 +1,8 @@
 """Providers on the OpenAI Chat Completions API, through the official SDK, streaming.
 
-`openai` is OpenAI's own service. `openai-compat` is any server that speaks the same API
+`openai` is OpenAI's own service; with `-M batch=true` its calls go through the Batch API
+(an input file uploaded with `files.create`, `batches.create`, polled with `batches.retrieve`,
+answers read with `files.content`). `openai-compat` is any server that speaks the same API
 (llama.cpp server, vLLM, SGLang, Ollama, LM Studio, TGI); `ollama`, `vllm` and `lmstudio` are
 `openai-compat` with that server's usual address.
 """
@@ -9,21 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import SecretStr
 
-from codeduel.errors import OptionError
+from codeduel.errors import ModelError, OptionError
+from codeduel.models._batch import Batcher, PollPolicy, Result
 from codeduel.models._http import (
     ApiErrors,
     ApiOptions,
+    BatchOptions,
     api_info,
     client_options,
     public_url,
@@ -54,7 +59,7 @@ _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 _REJECTED_ENV_KEY = f"the API key was rejected: check {KEY_VARIABLE}"
 
 
-class OpenAIOptions(ApiOptions):
+class OpenAIOptions(ApiOptions, BatchOptions):
     """`base_url` wins over OPENAI_BASE_URL."""
 
 
@@ -77,6 +82,9 @@ class _Endpoint:
     calls: int = 0
     down_until: float = 0.0
 
+
+# In batch mode: calls waiting in batches at once (an input file holds up to 50,000).
+BATCH_CONCURRENCY = 50_000
 
 ENDPOINT_COOLDOWN_S = 5.0
 """A replica that refused a connection is left out this long (then tried again)."""
@@ -120,6 +128,13 @@ class OpenAIProvider(Provider):
         ]
         secret = None if key == NO_KEY else key
         self._errors = ApiErrors(f"{self.name}/{model}", secret, key_fix, self.base_url)
+        if options.batch:
+            policy = PollPolicy(
+                first_s=options.batch_poll_s,
+                cap_s=max(120.0, options.batch_poll_s),
+                gather_s=min(1.0, options.batch_poll_s),
+            )
+            self.batcher = Batcher(self.name, _Batches(self), policy, self.base_url)
 
     def _resolve_key(self) -> tuple[str, str, str]:
         """The key, where it came from, and what to do if the server rejects it."""
@@ -160,6 +175,13 @@ class OpenAIProvider(Provider):
         if config.prefill:
             raise ValueError(f"provider {self.name} cannot prefill; check supports_prefill")
         stops = [s for s in config.stop if s]
+        if self.batcher is not None:
+            errors = self._errors.mapped(
+                openai.APIStatusError, self._status_error, (openai.APIError,)
+            )
+            with errors:
+                output = await self.batcher.call(self._body(messages, stops, config))
+            return _cut_at_stops(output, stops)
         endpoint = await self._endpoint()
         endpoint.outstanding += 1
         endpoint.calls += 1
@@ -182,6 +204,23 @@ class OpenAIProvider(Provider):
             output.extra["endpoint"] = public_url(endpoint.url)
         return output
 
+    def _body(
+        self, messages: Sequence[Message], stops: list[str], config: GenerateConfig
+    ) -> dict[str, Any]:
+        """The request, as the stream sends it and as a batch's input file holds it."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_message(m) for m in messages],
+            "temperature": config.temperature,
+            "seed": config.seed,
+            self.max_tokens_field: config.max_tokens,
+        }
+        if config.top_p != 1.0:
+            body["top_p"] = config.top_p
+        if stops:
+            body["stop"] = stops[:MAX_STOPS]
+        return body
+
     async def _stream(
         self,
         client: openai.AsyncOpenAI,
@@ -190,18 +229,10 @@ class OpenAIProvider(Provider):
         config: GenerateConfig,
         start: float,
     ) -> ModelOutput:
-        legacy_budget = self.max_tokens_field == "max_tokens"
         stream = await client.chat.completions.create(
-            model=self.model,
-            messages=[_message(m) for m in messages],
+            **self._body(messages, stops, config),
             stream=True,
             stream_options={"include_usage": True},
-            temperature=config.temperature,
-            top_p=config.top_p if config.top_p != 1.0 else openai.omit,
-            seed=config.seed,
-            stop=stops[:MAX_STOPS] or openai.omit,
-            max_completion_tokens=openai.omit if legacy_budget else config.max_tokens,
-            max_tokens=config.max_tokens if legacy_budget else openai.omit,
         )
         longest_stop = max((len(s) for s in stops), default=0)
         text = ""
@@ -213,6 +244,7 @@ class OpenAIProvider(Provider):
         finish: str | None = None
         stopped_here = False
         usage: tuple[int, int] | None = None
+        cached: dict[str, object] = {}
         async with stream:
             async for chunk in stream:
                 if chunk.usage is not None:
@@ -220,6 +252,7 @@ class OpenAIProvider(Provider):
                     details = chunk.usage.completion_tokens_details
                     if details is not None and details.reasoning_tokens is not None:
                         reasoning_tokens = details.reasoning_tokens
+                    cached = _cached(chunk.usage.prompt_tokens_details)
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -249,7 +282,7 @@ class OpenAIProvider(Provider):
                 raise RetryableError("the stream ended before its final chunk (cut mid-message)")
             if usage is None and self.usage_required:
                 raise RetryableError("the stream ended before its usage chunk")
-        extra: dict[str, object] = {"finish_reason": "stop" if stopped_here else finish}
+        extra: dict[str, object] = {"finish_reason": "stop" if stopped_here else finish, **cached}
         if usage is None:
             # Servers that send no usage stream one token per chunk, near enough.
             extra["usage"] = "estimated from stream chunks"
@@ -290,8 +323,11 @@ class OpenAIProvider(Provider):
             "api_key": self.key_source,
             "max_tokens_field": self.max_tokens_field,
             "options": self.opts.model_dump(
-                mode="json", exclude={"base_url", "api_key", "endpoints"}
-            ),
+                mode="json",
+                # Shown only when on, as runs stored before batch mode had no such options.
+                exclude={"base_url", "api_key", "endpoints", "batch", "batch_poll_s"},
+            )
+            | self.opts.batch_settings(),
         }
 
     def close(self) -> None:
@@ -356,6 +392,125 @@ class LMStudioProvider(OpenAICompatProvider):
     name = "lmstudio"
     default_base_url = "http://127.0.0.1:1234/v1"
     preset = True
+
+
+class _Batches:
+    """OpenAI's Batch API: the requests as a JSONL input file, one batch over it, its output
+    and error files read when it has ended."""
+
+    endpoint = "/v1/chat/completions"
+
+    def __init__(self, provider: OpenAIProvider) -> None:
+        self.provider = provider
+
+    async def _client(self) -> openai.AsyncOpenAI:
+        return await self.provider._endpoints[0].clients.get()
+
+    async def submit(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> str:
+        lines = [
+            {"custom_id": cid, "method": "POST", "url": self.endpoint, "body": body}
+            for cid, body in requests
+        ]
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        client = await self._client()
+        upload = await client.files.create(file=("codeduel-batch.jsonl", data), purpose="batch")
+        batch = await client.batches.create(
+            input_file_id=upload.id, endpoint=self.endpoint, completion_window="24h"
+        )
+        return batch.id
+
+    async def ended(self, batch_id: str) -> bool:
+        client = await self._client()
+        with self.provider._errors.mapped(
+            openai.APIStatusError, self.provider._status_error, (openai.APIError,)
+        ):
+            batch = await client.batches.retrieve(batch_id)
+        if batch.status == "failed":
+            errors = batch.errors.data if batch.errors and batch.errors.data else []
+            why = "; ".join(f"{e.code}: {e.message}" for e in errors) or "no reason given"
+            raise ModelError(f"{self.provider._errors.where}: batch {batch_id} failed: {why}")
+        return batch.status in ("completed", "expired", "cancelled")
+
+    async def results(self, batch_id: str) -> AsyncIterator[tuple[str, Result]]:
+        client = await self._client()
+        where = self.provider._errors.where
+        with self.provider._errors.mapped(
+            openai.APIStatusError, self.provider._status_error, (openai.APIError,)
+        ):
+            batch = await client.batches.retrieve(batch_id)
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if not file_id:
+                    continue
+                content = await client.files.content(file_id)
+                for raw in content.text.splitlines():
+                    if raw.strip():
+                        line = json.loads(raw)
+                        yield line["custom_id"], self._outcome(batch_id, where, line)
+
+    def _outcome(self, batch_id: str, where: str, line: dict[str, Any]) -> Result:
+        error = line.get("error")
+        if error:
+            code = error.get("code")
+            if code == "batch_expired":
+                return RetryableError(f"batch {batch_id} expired before the request ran")
+            if code == "batch_cancelled":
+                return ModelError(
+                    f"{where}: batch {batch_id} was cancelled before the request ran "
+                    "(--resume sends it again)"
+                )
+            return ModelError(f"{where}: batch {batch_id}: {code}: {error.get('message')}")
+        response = line.get("response") or {}
+        code = int(response.get("status_code") or 0)
+        body = response.get("body")
+        if code != 200:
+            detail = self.provider._errors.redact(_api_message(body) or f"HTTP {code}")
+            return self.provider._errors.status(code, {}, f"batch {batch_id}: HTTP {code}: {detail}")
+        return _from_completion(ChatCompletion.model_validate(body))
+
+
+def _from_completion(completion: ChatCompletion) -> ModelOutput:
+    """A batch's answer (a whole completion, not a stream) as a call's output; its latency is
+    the batch's, set by the caller."""
+    choice = completion.choices[0]
+    text = choice.message.content or ""
+    usage = completion.usage
+    prompt, produced = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+    extra: dict[str, object] = {"finish_reason": choice.finish_reason}
+    if usage is not None:
+        extra |= _cached(usage.prompt_tokens_details)
+    thought = _reasoning(choice.message)
+    if thought:
+        details = usage.completion_tokens_details if usage else None
+        extra |= reasoning_extra(
+            thought,
+            text,
+            produced,
+            truncated=choice.finish_reason == "length" and not text.strip(),
+            thinking_tokens=details.reasoning_tokens if details else None,
+        )
+    return ModelOutput(
+        text=text,
+        finish_reason=_FINISH.get(choice.finish_reason or "", "stop"),
+        prompt_tokens=prompt,
+        completion_tokens=produced,
+        latency_s=0.0,
+        extra=extra,
+    )
+
+
+def _cut_at_stops(output: ModelOutput, stops: list[str]) -> ModelOutput:
+    """A batch's answer cut at the first stop string beyond the four the API applies."""
+    hits = [output.text.find(s) for s in stops[MAX_STOPS:] if s in output.text]
+    if not hits:
+        return output
+    extra = {**output.extra, "finish_reason": "stop"}
+    return replace(output, text=output.text[: min(hits)], finish_reason="stop", extra=extra)
+
+
+def _cached(details: object) -> dict[str, object]:
+    """Prompt tokens the API read from its cache (within `prompt_tokens`), where any were."""
+    cached = getattr(details, "cached_tokens", None)
+    return {"cache_read_tokens": cached} if cached else {}
 
 
 def _client_factory(settings: dict[str, Any]) -> LoopBoundClient[openai.AsyncOpenAI]:

@@ -193,6 +193,18 @@ def _paired_lines(pairs: list[Paired]) -> list[str]:
     return lines
 
 
+def cost_limit_note(limit: dict[str, Any]) -> str:
+    """The run's last session under `--cost-limit`: whether it hit the cap."""
+    spent = f"${limit.get('spent_usd', 0):.4f}"
+    if limit.get("reached"):
+        return (
+            f"cost limit ${limit.get('usd', 0):g} reached: {spent} of cloud calls measured, "
+            f"{limit.get('unsent', 0)} samples left unsent (not errors); send them with "
+            "--resume --cost-limit HIGHER"
+        )
+    return f"cost limit ${limit.get('usd', 0):g} not reached: {spent} of cloud calls measured"
+
+
 def unsafe_sandbox(run: Run) -> bool:
     """Whether any session of the run was started with --unsafe-sandbox."""
     sandbox = run.provenance.get("sandbox")
@@ -253,6 +265,9 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
             notes.append(f"{_system(r)} calls: " + "; ".join(c for c in calls if c))
         if r.sampling:
             notes.append(f"{_system(r)} sampling: {r.sampling}")
+    limit = run.provenance.get("cost_limit")
+    if isinstance(limit, dict):
+        notes.append(cost_limit_note(limit))
     if run.status != "complete":
         notes.append(f"run {run.name} is {run.status}: continue it with --resume")
     if unsafe_sandbox(run):

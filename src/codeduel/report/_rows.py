@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from codeduel.costs import LocalCost, PriceTable, load_prices, token_cost
+from codeduel.costs import LocalCost, PriceTable, Usage, bill, load_prices, token_cost
 from codeduel.metrics import Estimate, Summary, pass_at_k_ci, summarize
 from codeduel.report._economy import code_chars
-from codeduel.store import Run, Store
+from codeduel.store import Run, Store, call_usage
 
 __all__ = ["CostSettings", "ReportRow", "build_rows"]
 
@@ -106,7 +106,10 @@ def _cost(
     tokens_out: int,
     generation_s: float,
     costs: CostSettings,
+    calls: list[Usage] | None = None,
 ) -> tuple[float | None, str]:
+    """The model's cost and its basis in words. `calls`, the model's calls summed by kind
+    (`store.call_usage`), bill batch, cache and long-context rates where any applied."""
     price = costs.prices.get(model)
     # A local model is priced by its energy, unless a token price is declared for it (--prices),
     # e.g. what a host charges for the same open model.
@@ -118,10 +121,17 @@ def _cost(
         )
     if price is None:
         return None, "no price for this model (add it with --prices)"
-    return token_cost(price, tokens_in, tokens_out), (
+    listed = (
         f"${price.input_per_mtok:g}/${price.output_per_mtok:g} per Mtok in/out, "
         f"read {price.read_on}"
     )
+    billed = bill(price, calls or [])
+    terms = billed.terms(price)
+    # Only list prices applied (every run before batch and cache usage were stored): the
+    # tokens of the samples at them, as always.
+    if not terms:
+        return token_cost(price, tokens_in, tokens_out), listed
+    return billed.usd, f"{listed}; {terms}"
 
 
 def _system_info(infos: dict[str, dict[str, Any]], model: str) -> dict[str, Any]:
@@ -309,7 +319,19 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             max_n = min(n for n, _ in per_task)
             estimates = {k: pass_at_k_ci(per_task, k) for k in (1, 5, 10, 100) if k <= max_n}
         local = _is_local(infos.get(g["model"], {}), g["model"])
-        usd, basis = _cost(g["model"], local, g["pt_sum"], g["ct_sum"], busy or 0.0, costs)
+        price = costs.prices.get(g["model"])
+        tier = price.long_context if price is not None else None
+        usage = call_usage(
+            store,
+            run.id,
+            g["model"],
+            g["strategy"],
+            system=g["model"],
+            long_above=tier.above_tokens if tier is not None else None,
+        )
+        usd, basis = _cost(
+            g["model"], local, g["pt_sum"], g["ct_sum"], busy or 0.0, costs, usage
+        )
         scored = g["samples"] - g["model_errors"]
         base_at_1, passed_base = _base_tests(db, key)
         rows.append(

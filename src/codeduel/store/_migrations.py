@@ -189,4 +189,23 @@ DROP TABLE samples_0009;
 CREATE INDEX samples_by_run ON samples (run_id, model, strategy, task_id);
 """,
     ),
+    # Requests sent through a provider's batch API (`-M batch=true`), by batch: what a driver
+    # killed while its batch was pending finds again on `--resume`. `request_key` is the hash of
+    # the request as sent (never its key or headers); `done` once its result was handed back.
+    (
+        "0011_batch_requests",
+        """
+CREATE TABLE batch_requests (
+    batch_id TEXT NOT NULL,
+    custom_id TEXT NOT NULL,
+    run_id INTEGER REFERENCES runs(id),
+    provider TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (batch_id, custom_id)
+);
+CREATE INDEX batch_requests_pending ON batch_requests (request_key, done);
+""",
+    ),
 )
