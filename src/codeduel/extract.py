@@ -19,6 +19,7 @@ __all__ = [
     "Extraction",
     "answer_code",
     "extract_code",
+    "extract_middle",
     "sanitize",
     "thinking_truncated",
     "whole_answer",
@@ -35,7 +36,8 @@ NO_CODE = "no code found in the answer"
 THINKING_TRUNCATED = "the model's thinking hit the token limit before it wrote an answer"
 """The detail of status `thinking_truncated`: not wrong code, no code at all."""
 
-ExtractMethod = Literal["fenced", "fenced_unclosed", "ast", "raw", "none"]
+# A FIM answer's middle: "infill" as a FIM call generated it, "infill_chat" out of a chat answer.
+ExtractMethod = Literal["fenced", "fenced_unclosed", "ast", "raw", "none", "infill", "infill_chat"]
 
 
 @dataclass(frozen=True)
@@ -382,3 +384,100 @@ def sanitize(code: str, entry_point: str) -> str:
             start = min([node.lineno, *(d.lineno for d in decorators)])
             kept.append("\n".join(lines[start - 1 : node.end_lineno]))
     return "\n\n".join(kept) + "\n"
+
+
+def extract_middle(
+    text: str,
+    prefix: str,
+    suffix: str,
+    *,
+    chat: bool,
+    prefill: str = "",
+    stopped: bool = False,
+    whole_lines: bool = False,
+) -> Extraction:
+    """The middle a fill-in-the-middle answer gives, to run as `prefix + middle + suffix`.
+
+    A FIM call's answer (`chat` false) is the middle as the model generated it up to its
+    end-of-middle token or a stop: taken as it is, as HumanEval-Infilling's harness takes a
+    completion, but for the newline a stop consumed at the end of whole lines.
+    A chat answer is cleaned: reasoning dropped; the first code block (the `prefill` may have
+    opened it), else the whole text; then the prefix the answer repeats before the middle and
+    the suffix it repeats after it, each as whole lines, are cut. With `whole_lines` (the
+    middle is whole lines, the suffix starts a line) the newline a code block drops is put
+    back. Indentation is kept as written: the middle's lines sit inside the prefix's code.
+    """
+    if not chat:
+        # A stop on the line's end (a one-line hole) or the end-of-middle token ends the
+        # middle's last line: the newline the engine consumed is put back.
+        ended = whole_lines and stopped and text and not text.endswith("\n")
+        return Extraction(text + "\n" if ended else text, "infill")
+    whole = _strip_thinking(whole_answer(text, prefill, stopped).replace("\r\n", "\n"))
+    middle = _first_block(whole)
+    if middle is None:
+        middle = whole.strip("\n") + "\n" if whole.strip() else ""
+    middle = _cut_repeated_prefix(middle, prefix)
+    middle = _cut_repeated_suffix(middle, suffix)
+    if whole_lines and middle and not middle.endswith("\n"):
+        middle += "\n"
+    if not whole_lines and middle.endswith("\n") and not suffix.startswith("\n"):
+        # A block always ends its last line; a span that ends inside a line does not.
+        middle = middle[:-1]
+    return Extraction(middle, "infill_chat")
+
+
+def _first_block(text: str) -> str | None:
+    """The first fenced block's lines as written (no dedent), ending in a newline; None: no
+    fence. An unclosed block runs to the end."""
+    lines = text.split("\n")
+    opened: int | None = None
+    for index, line in enumerate(lines):
+        match = _FENCE.fullmatch(line)
+        if match is None:
+            continue
+        if opened is None:
+            opened = index
+        elif not match["info"].strip():
+            body = lines[opened + 1 : index]
+            return "\n".join(body) + "\n" if body else ""
+    if opened is None:
+        return None
+    body = lines[opened + 1 :]
+    while body and not body[-1].strip():
+        body.pop()
+    return "\n".join(body) + "\n" if body else ""
+
+
+def _cut_repeated_prefix(middle: str, prefix: str) -> str:
+    """`middle` without the longest run of its first whole lines that is the prefix's end,
+    starting a line of it (the answer repeated the code before the hole)."""
+    if prefix and middle.startswith(prefix):
+        return middle[len(prefix) :]
+    best = 0
+    for end in (i + 1 for i, ch in enumerate(middle) if ch == "\n"):
+        head = middle[:end]
+        if not head.strip():
+            continue
+        start = len(prefix) - len(head)
+        if prefix.endswith(head) and (start == 0 or prefix[start - 1] == "\n"):
+            best = end
+    return middle[best:]
+
+
+def _cut_repeated_suffix(middle: str, suffix: str) -> str:
+    """`middle` without the longest run of its last whole lines that is the suffix's start,
+    ending a line of it (the answer went on into the code after the hole)."""
+    if suffix.strip() and middle.endswith(suffix):
+        return middle[: len(middle) - len(suffix)]
+    best = len(middle)
+    starts = [0, *(i + 1 for i, ch in enumerate(middle[:-1]) if ch == "\n")]
+    for start in starts:
+        tail = middle[start:]
+        line_tail = tail.removesuffix("\n")
+        if not line_tail.strip():
+            continue
+        ends_line = suffix[len(line_tail) : len(line_tail) + 1] in ("\n", "")
+        if suffix.startswith(line_tail) and ends_line:
+            best = start
+            break
+    return middle[:best]

@@ -1,10 +1,11 @@
 """`codeduel rescore`: re-grade a stored run's answers with today's extraction, tests and limits.
 
 No model is called: every attempt's answer is the raw text stored with its model call. Each is
-extracted again (`extract.answer_code`), and its visible and hidden tests (whichever it ran)
-run again in the sandbox, with time limits calibrated here as `run` does. The result is a new
-run beside the original, which stays as it was; it keeps the original's calls, tokens and
-times, so its reports compare speed and cost as before and accuracy as graded now.
+extracted again (`Task.extract`: `extract.answer_code`, or a FIM task's middle), and its
+visible and hidden tests (whichever it ran) run again in the sandbox, with time limits
+calibrated here as `run` does. The result is a new run beside the original, which stays as it
+was; it keeps the original's calls, tokens and times, so its reports compare speed and cost as
+before and accuracy as graded now.
 
 A sample's answer stays the attempt its strategy chose when it ran: the attempts are the ones
 the strategy made from the feedback it had then, so which of them is the answer is part of the
@@ -26,7 +27,7 @@ from codeduel import __version__
 from codeduel.benchmarks import Task, load_benchmark
 from codeduel.errors import StoreError
 from codeduel.executors import open_executor
-from codeduel.extract import NO_CODE, answer_code
+from codeduel.extract import NO_CODE
 from codeduel.records import AttemptRecord, CallRecord, ExecutionRecord, SampleRecord
 from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer
 from codeduel.store import Run, Store, stored_output
@@ -47,6 +48,8 @@ class _Attempt:
 def _call(row: sqlite3.Row) -> CallRecord:
     config = json.loads(row["config"])
     config["stop"] = tuple(config.get("stop", ()))
+    if config.get("infill") is not None:
+        config["infill"] = tuple(config["infill"])
     output = stored_output(row) if row["error"] is None else None
     return CallRecord(
         model=row["model"],
@@ -81,7 +84,10 @@ def _attempts(db: sqlite3.Connection, sample_id: int, task: Task) -> list[_Attem
             code, method = a["code"], a["extract_method"]
         else:
             stopped = last.finish_reason == "stop"
-            found = answer_code(last.text, task.entry_point, calls[-1].config.prefill, stopped)
+            config = calls[-1].config
+            found = task.extract(
+                last.text, config.prefill, stopped, fim_call=config.infill is not None
+            )
             code, method = found.code, found.method
         attempts.append(_Attempt(code, method, calls, tests))
     return attempts

@@ -7,7 +7,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from codeduel.sandbox import Limits
 from codeduel.scoring import TIMEOUT_FACTOR, TIMEOUT_FLOOR_S, Scorer, preflight
 from codeduel.store import Run, Store, StoredBatches, StoredCalls, call_usage
 from codeduel.strategies import Context, Strategy, chain_key, get_strategy
+from codeduel.types import config_fields
 
 __all__ = ["RunOptions", "run_benchmark"]
 
@@ -77,7 +78,7 @@ class RunOptions:
             "limit": self.limit,
             "task_ids": list(self.task_ids),
             "samples": self.samples,
-            "generation": asdict(self.config),
+            "generation": config_fields(self.config),
             "timeout_floor_s": self.timeout_floor_s,
             "timeout_factor": self.timeout_factor,
         }

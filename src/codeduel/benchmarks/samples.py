@@ -72,6 +72,8 @@ def human_eval_completion(task: Task, code: str) -> str:
     bare signature gets a `pass` body) and every name its top level binds is deleted, so that
     an answer which leaves out an import or a helper of the prompt fails in human-eval as it
     failed here; then the code, whole."""
+    if task.fim() is not None:
+        return code  # a FIM task's code is its middle, what HumanEval-Infilling's samples hold
     if code.startswith(task.prompt):
         return code[len(task.prompt) :]
     closing = next((end for end in ("", _BODY) if _parses(task.prompt + end)), None)
@@ -148,7 +150,8 @@ def _from_keys(obj: dict[str, Any], task: Task, where: str) -> Sample:
     if isinstance(obj.get("solution"), str):
         return Sample(task.task_id, obj["solution"], "evalplus", where)
     if isinstance(obj.get("completion"), str):
-        return Sample(task.task_id, task.prompt + obj["completion"], "human-eval", where)
+        code = task.code_from_completion(obj["completion"])
+        return Sample(task.task_id, code, "human-eval", where)
     raise BenchmarkError(f"{where}: needs a string field completion or solution")
 
 

@@ -19,7 +19,7 @@ from codeduel.models._budget import Budget
 from codeduel.models._provider import Provider, ProviderOptions, RetryableError
 from codeduel.models._ray_replicas import REPLICA_OPTIONS
 from codeduel.models._registry import ModelSpec, load_provider_class
-from codeduel.types import GenerateConfig, Message, ModelOutput
+from codeduel.types import GenerateConfig, Message, ModelOutput, config_fields
 
 __all__ = ["Model", "RetryPolicy", "load_model", "redact_options"]
 
@@ -74,7 +74,7 @@ class Model:
             "model": self.key,
             "options": self.provider.options.model_dump(mode="json"),
             "messages": [asdict(m) for m in messages],
-            "config": asdict(config),
+            "config": config_fields(config),
         }
         identity = self.provider.identity()
         if identity:  # absent for providers without one, so their stored calls still match

@@ -58,6 +58,9 @@ class Capabilities:
     honours_sampling: bool = True
     # Calls go through the API's batch endpoint (`-M batch=true`), billed at its batch rates.
     batch: bool = False
+    # Takes a fill-in-the-middle request (`GenerateConfig.infill`) as it is; else a FIM task
+    # is asked for its middle in a chat prompt.
+    infill: bool = False
 
 
 class RetryableError(Exception):

@@ -122,6 +122,7 @@ class LlamaCppProvider(LocalProvider):
             bos=_token_text(llm, llm.token_bos()),
             eos=_token_text(llm, llm.token_eos()),
         )
+        self._use_fim(lambda marker: _is_token(llm, marker))
         if self.opts.parallel == "auto":
             self.parallel = auto_parallel(
                 self._on_gpu, _kv_bytes(llm, self.opts.n_ctx), _available_memory()
@@ -148,7 +149,7 @@ class LlamaCppProvider(LocalProvider):
         body = prompt.removeprefix(self._bos) if self._bos else prompt
         tokens = llm.tokenize(body.encode("utf-8"), add_bos=True, special=True)
         budget = min(config.max_tokens, self.opts.n_ctx - len(tokens))
-        return _Stream(llm, tokens, tuple(config.stop) + self._family.end_of_turn, budget)
+        return _Stream(llm, tokens, self.stops(config), budget)
 
     def _complete(self, llm: llama_cpp.Llama, prompt: str, config: GenerateConfig) -> ModelOutput:
         start = time.perf_counter()
@@ -348,3 +349,9 @@ def _token_text(llm: llama_cpp.Llama, token: int) -> str:
     if token < 0:
         return ""
     return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _is_token(llm: llama_cpp.Llama, text: str) -> bool:
+    """Whether `text` is one special token of the model's vocab."""
+    tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    return len(tokens) == 1 and _token_text(llm, tokens[0]) == text

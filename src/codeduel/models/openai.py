@@ -4,7 +4,10 @@
 (an input file uploaded with `files.create`, `batches.create`, polled with `batches.retrieve`,
 answers read with `files.content`). `openai-compat` is any server that speaks the same API
 (llama.cpp server, vLLM, SGLang, Ollama, LM Studio, TGI); `ollama`, `vllm` and `lmstudio` are
-`openai-compat` with that server's usual address.
+`openai-compat` with that server's usual address. A fill-in-the-middle call goes to such a
+server's legacy Completions API (`/v1/completions`), the prefix as `prompt` and the suffix as
+`suffix`, which the server puts into the model's own FIM tokens; OpenAI's own chat models get
+a FIM task as a chat prompt instead.
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ class OpenAIProvider(Provider):
     )
     # OpenAI always ends a stream that asked for usage with a usage chunk; some servers never do.
     usage_required: ClassVar[bool] = True
+    # Fill-in-the-middle through `/v1/completions` with `suffix` (servers of open models).
+    native_infill: ClassVar[bool] = False
 
     def __init__(self, model: str, options: ProviderOptions) -> None:
         super().__init__(model, options)
@@ -121,6 +126,7 @@ class OpenAIProvider(Provider):
             max_concurrency=self.per_endpoint * len(urls),
             supports_prefill=False,
             deterministic_greedy=self.greedy_is_deterministic,
+            infill=self.native_infill,
         )
         self._endpoints = [
             _Endpoint(url, _client_factory(client_options(key, url, options.timeout_s)))
@@ -193,7 +199,10 @@ class OpenAIProvider(Provider):
             # as one.
             with self._errors.mapped(openai.APIStatusError, self._status_error, (openai.APIError,)):
                 try:
-                    output = await self._stream(client, messages, stops, config, start)
+                    if config.infill is not None:
+                        output = await self._infill(client, config.infill, stops, config, start)
+                    else:
+                        output = await self._stream(client, messages, stops, config, start)
                 except openai.APIConnectionError:
                     # A replica that died: the retry goes to another one.
                     endpoint.down_until = time.monotonic() + ENDPOINT_COOLDOWN_S
@@ -307,6 +316,54 @@ class OpenAIProvider(Provider):
             extra=extra,
         )
 
+    async def _infill(
+        self,
+        client: openai.AsyncOpenAI,
+        infill: tuple[str, str],
+        stops: list[str],
+        config: GenerateConfig,
+        start: float,
+    ) -> ModelOutput:
+        """One FIM call on `/v1/completions`, unstreamed: its answer is a few lines, so the
+        time to first token is not measured."""
+        if not self.native_infill:
+            raise ValueError(f"provider {self.name} takes no infill; check capabilities.infill")
+        prefix, suffix = infill
+        response = await client.completions.create(
+            model=self.model,
+            prompt=prefix,
+            suffix=suffix,
+            temperature=config.temperature,
+            top_p=config.top_p if config.top_p != 1.0 else openai.omit,
+            seed=config.seed,
+            stop=stops[:MAX_STOPS] or openai.omit,
+            max_tokens=config.max_tokens,
+        )
+        latency = time.perf_counter() - start
+        if not response.choices:
+            raise RetryableError("the completion came back without a choice")
+        choice = response.choices[0]
+        text = choice.text or ""
+        # Stops past the API's four are applied here, as the chat stream does.
+        hits = [text.find(s) for s in stops[MAX_STOPS:] if s in text]
+        if hits:
+            text = text[: min(hits)]
+        usage = response.usage
+        extra: dict[str, object] = {
+            "finish_reason": choice.finish_reason,
+            "endpoint": "completions",
+        }
+        if usage is None:
+            extra["usage"] = "not reported"
+        return ModelOutput(
+            text=text,
+            finish_reason="stop" if hits else _FINISH.get(choice.finish_reason or "", "stop"),
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_s=latency,
+            extra=extra,
+        )
+
     def _status_error(self, exc: openai.APIStatusError) -> Exception:
         detail = self._errors.redact(_api_message(exc.body) or exc.message)
         message = f"HTTP {exc.status_code}: {detail}"
@@ -345,6 +402,7 @@ class OpenAICompatProvider(OpenAIProvider):
     default_base_url: ClassVar[str | None] = None
     max_tokens_field = "max_tokens"
     usage_required = False
+    native_infill = True
 
     def _resolve_key(self) -> tuple[str, str, str]:
         assert isinstance(self.opts, OpenAICompatOptions)

@@ -107,13 +107,17 @@ class TransformersProvider(LocalProvider):
         )
         stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         vocab = tokenizer.get_vocab()
+        self._use_fim(lambda marker: marker in vocab)
         # End-of-turn markers that are tokens stop by id; only the others need matching as text.
+        # A FIM format's end-of-middle tokens stop by id too: a chat answer never writes them.
         text_stops = []
         for marker in self._family.end_of_turn:
             if marker in vocab:
                 stop_ids.add(vocab[marker])
             else:
                 text_stops.append(marker)
+        if self._fim is not None:
+            stop_ids.update(vocab[m] for m in self._fim.stops if m in vocab)
         self._tokenizer = tokenizer
         self._stops = tuple(text_stops)
         self._vocab = _Vocab.of(tokenizer)

@@ -15,7 +15,6 @@ from codeduel.errors import ModelError, ModelUnusableError
 from codeduel.extract import (
     NO_CODE,
     THINKING_TRUNCATED,
-    answer_code,
     thinking_truncated,
     whole_answer,
 )
@@ -99,7 +98,16 @@ async def run_attempt(
     visible: bool,
 ) -> Attempt:
     """One model call and code extraction; the visible tests, if asked, and the hidden ones
-    started on the scorer. Only the visible run comes back, for feedback."""
+    started on the scorer. Only the visible run comes back, for feedback.
+
+    A fill-in-the-middle task goes to a provider that takes FIM natively as its prefix and
+    suffix alone (no messages: the chat prompt is not sent); any other gets the chat prompt.
+    Either way the answer's middle is what is run."""
+    fim = task.fim()
+    native_fim = fim is not None and model.provider.capabilities.infill
+    if native_fim:
+        messages = ()
+        config = replace(config, infill=fim, prefill="", stop=task.fim_stops())
     request_hash = model.request_hash(messages, config)
     start = time.perf_counter()
     try:
@@ -112,8 +120,8 @@ async def run_attempt(
         return _notify(ctx, attempt)
     call = CallRecord(model.key, request_hash, messages, config, output)
     # The raw answer stays in the model call; the attempt keeps the code that is run.
-    extraction = answer_code(
-        output.text, task.entry_point, config.prefill, output.finish_reason == "stop"
+    extraction = task.extract(
+        output.text, config.prefill, output.finish_reason == "stop", fim_call=native_fim
     )
     code = extraction.code
     hit_limit = output.finish_reason == "length"
