@@ -1,10 +1,12 @@
 """`--cost-limit`: a run's cloud calls stop before its measured spend could pass the cap.
 
-Each cloud call reserves its worst case before it is sent (every prompt byte a token, the whole
-`max_tokens` written, at the dearest rate that could apply) and settles at its measured cost
-when it returns. A call whose worst case does not fit waits for the calls in flight to settle;
-if it still does not fit, the budget closes: no further cloud call is sent. So the spend never
-passes the cap, and it stops within one call's worst case of it.
+Each cloud call reserves what it may cost before it is sent, and settles at its measured cost
+when it returns. What it may cost is the dearest call of its model measured so far; before the
+model's first measured call, its worst case (every prompt byte a token, the whole `max_tokens`
+written, at the dearest rate that could apply). A call that does not fit waits for the calls in
+flight to settle; if it still does not fit, the budget closes: no further cloud call is sent.
+So the spend stops within one call's cost of the cap, and passes it only by what a call cost
+beyond the dearest one before it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Budget:
         self.in_flight = 0
         # Set once a call did not fit: no cloud call is sent after it.
         self.reached = spent_usd >= limit_usd
+        # The dearest measured call of each model: what its next call is expected to cost.
+        self.dearest: dict[str, float] = {}
         self._settled: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -53,6 +57,14 @@ class Budget:
         if self._settled is None or self._loop is not loop:
             self._settled, self._loop = asyncio.Condition(), loop
         return self._settled
+
+    def estimate(
+        self, model: str, messages: Sequence[Message], config: GenerateConfig, batch: bool
+    ) -> float:
+        """What the call is held to cost until it is measured."""
+        if model in self.dearest:
+            return self.dearest[model]
+        return self.worst_case(model, messages, config, batch)
 
     def worst_case(
         self, model: str, messages: Sequence[Message], config: GenerateConfig, batch: bool
@@ -68,15 +80,19 @@ class Budget:
         cost = (prompt * max(rates) + config.max_tokens * output_rate) / 1e6
         return cost * (1 - price.batch_discount) if batch else cost
 
-    async def reserve(self, worst: float) -> None:
-        """Hold `worst` dollars for a call about to be sent, or raise `CostLimitReached`."""
+    async def reserve(
+        self, model: str, messages: Sequence[Message], config: GenerateConfig, batch: bool
+    ) -> float:
+        """Hold what the call may cost (`estimate`, taken again after every settled call) for a
+        call about to be sent, and return it; or raise `CostLimitReached`."""
         settled = self._condition()
         async with settled:
             while not self.reached:
-                if self.spent_usd + self.reserved_usd + worst <= self.limit_usd:
-                    self.reserved_usd += worst
+                held = self.estimate(model, messages, config, batch)
+                if self.spent_usd + self.reserved_usd + held <= self.limit_usd:
+                    self.reserved_usd += held
                     self.in_flight += 1
-                    return
+                    return held
                 if self.in_flight == 0:
                     self.reached = True
                     break
@@ -86,13 +102,15 @@ class Budget:
             f"--cost-limit (${self.limit_usd:g})"
         )
 
-    async def settle(self, worst: float, cost: float) -> None:
-        """The call held `worst` and cost `cost` (0 when it failed: a failed call is free)."""
+    async def settle(self, model: str, held: float, cost: float | None) -> None:
+        """The call held `held` and cost `cost` (None when it failed: a failed call is free)."""
         settled = self._condition()
         async with settled:
-            self.reserved_usd -= worst
+            self.reserved_usd -= held
             self.in_flight -= 1
-            self.spent_usd += cost
+            if cost is not None:
+                self.spent_usd += cost
+                self.dearest[model] = max(cost, self.dearest.get(model, 0.0))
             settled.notify_all()
 
     def cost(self, model: str, output: ModelOutput, batch: bool) -> float:

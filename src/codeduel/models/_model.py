@@ -96,10 +96,9 @@ class Model:
         async with self._semaphore:
             if self._unusable is not None:
                 raise self._unusable
-            worst = cost = 0.0
+            held, cost = 0.0, None
             if budget is not None:
-                worst = budget.worst_case(self.key, messages, config, caps.batch)
-                await budget.reserve(worst)
+                held = await budget.reserve(self.key, messages, config, caps.batch)
             try:
                 output = await self._generate_with_retries(messages, config)
                 if budget is not None:
@@ -109,7 +108,7 @@ class Model:
                 raise
             finally:
                 if budget is not None:
-                    await budget.settle(worst, cost)
+                    await budget.settle(self.key, held, cost)
         if cache is not None:
             cache[key] = output
         return output

@@ -255,7 +255,7 @@ class _Batches:
     async def submit(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> str:
         client = await self.provider._clients.get()
         batch = await client.messages.batches.create(
-            requests=[{"custom_id": cid, "params": params} for cid, params in requests]  # type: ignore[typeddict-item, misc]
+            requests=[{"custom_id": cid, "params": params} for cid, params in requests]  # type: ignore[typeddict-item]
         )
         return batch.id
 

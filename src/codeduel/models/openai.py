@@ -120,13 +120,19 @@ class OpenAIProvider(Provider):
         key, self.key_source, key_fix = self._resolve_key()
         urls = self._endpoint_urls() or [self._resolve_base_url()]
         self.base_url = urls[0]
-        self.per_endpoint = options.max_concurrency or self.default_concurrency
+        if options.batch and self.name != "openai":
+            raise OptionError(
+                f"-M batch=true is for OpenAI's Batch API (provider openai), not {self.name}"
+            )
+        default = BATCH_CONCURRENCY if options.batch else self.default_concurrency
+        self.per_endpoint = options.max_concurrency or default
         self.capabilities = Capabilities(
             local=self._serves_locally(),
             max_concurrency=self.per_endpoint * len(urls),
             supports_prefill=False,
             deterministic_greedy=self.greedy_is_deterministic,
             infill=self.native_infill,
+            batch=options.batch,
         )
         self._endpoints = [
             _Endpoint(url, _client_factory(client_options(key, url, options.timeout_s)))
@@ -456,7 +462,7 @@ class _Batches:
     """OpenAI's Batch API: the requests as a JSONL input file, one batch over it, its output
     and error files read when it has ended."""
 
-    endpoint = "/v1/chat/completions"
+    endpoint: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 
     def __init__(self, provider: OpenAIProvider) -> None:
         self.provider = provider
@@ -522,7 +528,9 @@ class _Batches:
         body = response.get("body")
         if code != 200:
             detail = self.provider._errors.redact(_api_message(body) or f"HTTP {code}")
-            return self.provider._errors.status(code, {}, f"batch {batch_id}: HTTP {code}: {detail}")
+            return self.provider._errors.status(
+                code, {}, f"batch {batch_id}: HTTP {code}: {detail}"
+            )
         return _from_completion(ChatCompletion.model_validate(body))
 
 

@@ -329,9 +329,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
             system=g["model"],
             long_above=tier.above_tokens if tier is not None else None,
         )
-        usd, basis = _cost(
-            g["model"], local, g["pt_sum"], g["ct_sum"], busy or 0.0, costs, usage
-        )
+        usd, basis = _cost(g["model"], local, g["pt_sum"], g["ct_sum"], busy or 0.0, costs, usage)
         scored = g["samples"] - g["model_errors"]
         base_at_1, passed_base = _base_tests(db, key)
         rows.append(
