@@ -72,14 +72,21 @@ class Tab:
             " s.dispatchEvent(new Event('change', {bubbles: true})); })()"
         )
 
-    def screenshot(self, path: Path, height: int | None = None) -> None:
-        """The page from its top, `height` CSS pixels of it (default: all of it)."""
+    def screenshot(self, path: Path, height: int | None = None, at: str | None = None) -> None:
+        """`height` CSS pixels of the page (default: all of it), from its top or from the
+        first element that matches the selector `at`."""
         size = self.pipe.call("Page.getLayoutMetrics", self.session)["cssContentSize"]
+        top = 0.0
+        if at is not None:
+            top = self.eval(
+                f"document.querySelector({json.dumps(at)}).getBoundingClientRect().top"
+                " + window.scrollY - 12"
+            )
         clip = {
             "x": 0,
-            "y": 0,
+            "y": top,
             "width": size["width"],
-            "height": min(size["height"], height or size["height"]),
+            "height": min(size["height"] - top, height or size["height"]),
             "scale": 1,
         }
         shot = self.pipe.call(
