@@ -160,6 +160,9 @@ class FakeAPI:
     api_key: str | None = None
     # Pause between stream events, so latency exceeds time to first token.
     chunk_delay_s: float = 0.0
+    # Wait before answering each generation request (a network round trip and a prefill, as a
+    # remote API's first token comes after them).
+    first_token_delay_s: float = 0.0
     # False acts like servers that ignore `stream_options.include_usage`.
     stream_usage: bool = True
     # Prompt tokens reported as cache reads: Anthropic's `cache_read_input_tokens` (apart
@@ -387,6 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in ("/v1/messages", "/v1/chat/completions"):
             self._error(anthropic, 404, f"no route {self.path}")
             return
+        if self.api.first_token_delay_s:
+            time.sleep(self.api.first_token_delay_s)
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_s)
             fault = None

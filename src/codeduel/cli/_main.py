@@ -24,6 +24,7 @@ from codeduel.cli._options import (
     window_options,
     workers_option,
 )
+from codeduel.cli._latency import latency
 from codeduel.cli._solve import solve
 from codeduel.errors import UserError
 
@@ -531,6 +532,7 @@ def models() -> None:
 
 
 cli.add_command(solve)
+cli.add_command(latency)
 
 
 def _register_doctor() -> None:
