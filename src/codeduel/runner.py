@@ -155,6 +155,8 @@ def _open_run(store: Store, bench: Benchmark, opts: RunOptions, executor: Execut
     if bench.window:
         meta["dataset"]["window"] = bench.window
     meta["sandbox"] = _sandbox_provenance(executor, opts.unsafe_sandbox)
+    # Figures this run's reports show that reports of older runs do not.
+    meta["figures"] = ["format_failures"]
     return store.create_run(name, bench.name, bench.sha256, config, meta)
 
 

@@ -197,3 +197,26 @@ def test_a_cost_limit_needs_a_price_for_each_cloud_model(
     assert "--cost-limit needs a price for anthropic/claude-unpriced" in err
     assert err.count("\n") == 1
     assert exit_code([*argv[:-3], "--cost-limit", "-1", "--no-progress"]) == 2
+
+
+def test_cost_prices_a_cloud_model_not_in_the_run_at_batch_rates_when_asked(
+    tmp_path: Path, stub_provider: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.db"
+    run = ["run", "humaneval", "--model", stub_provider, "--task-ids", "HumanEval/0"]
+    assert exit_code([*run, "--db", str(db), "--run-name", "local", "--no-progress"]) == 0
+    cost = ["cost", "local", "--db", str(db), "--cloud", CLOUD]
+    capsys.readouterr()
+    assert exit_code(cost) == 0
+    listed = capsys.readouterr().out
+    assert exit_code([*cost, "--batch"]) == 0
+    batched = capsys.readouterr().out
+    assert "at batch rates (50% off)" in batched and "batch rates" not in listed
+
+    def cloud_usd(text: str) -> float:
+        line = next(line for line in text.splitlines() if "cloud, per problem" in line)
+        return float(line.split("$")[1].split()[0])
+
+    # Shown to five decimals.
+    assert cloud_usd(batched) == pytest.approx(cloud_usd(listed) / 2, abs=1e-5)
+    assert cloud_usd(batched) < cloud_usd(listed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codeduel.costs import break_even, token_cost
+from codeduel.costs import Usage, break_even, call_cost
 from codeduel.errors import OptionError
 from codeduel.report import CostSettings, ReportRow, build_rows
 from codeduel.store import Run, Store
@@ -25,7 +25,10 @@ def explain_break_even(
     local_model: str | None,
     cloud_model: str,
     problems_per_month: float,
+    batch: bool = False,
 ) -> str:
+    """The break-even text. `batch`: a cloud model not in the run is priced at its batch rates
+    (a measured one is priced as its calls were billed)."""
     rows = build_rows(store, run, costs)
     local = _pick_local(rows, local_model)
     if local.usd_per_problem is None:
@@ -47,15 +50,18 @@ def explain_break_even(
         price = costs.prices.get(cloud_model)
         if price is None:
             raise OptionError(f"no price for {cloud_model}; pass a price table with --prices")
-        cloud_usd = token_cost(
-            price, round(local.prompt_tokens_mean), round(local.completion_tokens_mean)
+        usage = Usage(
+            round(local.prompt_tokens_mean), round(local.completion_tokens_mean), batch=batch
         )
+        cloud_usd = call_cost(price, usage)
         basis = (
             f"{cloud_model} was not in this run: its listed prices "
             f"(${price.input_per_mtok:g}/${price.output_per_mtok:g} per Mtok, read "
             f"{price.read_on}) applied to the tokens {local.model} used per problem "
             f"({local.prompt_tokens_mean:.0f} in, {local.completion_tokens_mean:.0f} out)"
         )
+        if batch:
+            basis += f", at batch rates ({100 * price.batch_discount:g}% off)"
     assert cloud_usd is not None
     be = break_even(cloud_usd, local.usd_per_problem, costs.local, problems_per_month)
     engine = local.engine_s_per_problem or 0.0

@@ -465,6 +465,12 @@ def report(
     show_default=True,
     help="Your volume, for the pay-off time.",
 )
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Price a cloud model that was not in the run at its batch rates (a measured one is "
+    "priced as its calls were billed).",
+)
 @_cost_options
 @db_option
 def cost(
@@ -472,6 +478,7 @@ def cost(
     local_model: str | None,
     cloud_model: str,
     problems_per_month: float,
+    batch: bool,
     prices: Path | None,
     watts: float,
     kwh_price: float,
@@ -485,7 +492,9 @@ def cost(
     costs = _cost_settings(prices, watts, kwh_price, hardware_usd, lifetime_months)
     with _open_store(db) as store:
         (run,) = _select_runs(store, (run_name,) if run_name else ())
-        text = explain_break_even(store, run, costs, local_model, cloud_model, problems_per_month)
+        text = explain_break_even(
+            store, run, costs, local_model, cloud_model, problems_per_month, batch
+        )
     click.echo(text)
 
 

@@ -246,6 +246,14 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
             )
         )
         notes.append(f"{_system(r)} cost basis: {r.cost_basis}")
+        if r.format_failures is not None and r.format_failures.answers:
+            f = r.format_failures
+            notes.append(
+                f"{_system(r)} format failures: {_pct(f.failure_share or 0.0)}% of "
+                f"{f.answers} answers ({f.no_code} with no code, {f.syntax_error} whose code "
+                f"does not parse, {f.wrong_name} without the function asked for); "
+                f"{f.well_formed} well-formed"
+            )
         if r.thinking_tokens is not None:
             notes.append(
                 f"{_system(r)} thinking: {r.thinking_tokens} tokens of reasoning before the "

@@ -9,6 +9,7 @@ from typing import Any
 from codeduel.costs import LocalCost, PriceTable, Usage, bill, load_prices, token_cost
 from codeduel.metrics import Estimate, Summary, pass_at_k_ci, summarize
 from codeduel.report._economy import code_chars
+from codeduel.report._wellformed import FIGURE, FormatFailures, format_failures
 from codeduel.store import Run, Store, call_usage
 
 __all__ = ["CostSettings", "ReportRow", "build_rows"]
@@ -82,6 +83,9 @@ class ReportRow:
     # Reasoning tokens the providers returned apart from the answers (part of the output
     # tokens, priced as them); None when no call had any, and then left out of the JSON.
     thinking_tokens: int | None = None
+    # Answers with no code, code that does not parse, or without the function asked for; only
+    # for runs that record the figure (None otherwise, and then left out of the JSON).
+    format_failures: FormatFailures | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,6 +94,8 @@ class ReportRow:
             del data["pass_at_1_base"], data["passed_base"]
         if self.thinking_tokens is None:
             del data["thinking_tokens"]
+        if self.format_failures is None:
+            del data["format_failures"]
         return data
 
 
@@ -218,6 +224,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
     costs = costs or CostSettings()
     db = store.db
     infos = store.models(run.id)
+    figures = FIGURE in (run.provenance.get("figures") or [])
     groups = db.execute(
         "SELECT model, strategy, COUNT(*) AS samples, SUM(status = 'passed') AS passed, "
         "SUM(model_error) AS model_errors, SUM(hit_token_limit) AS hit_limit, "
@@ -372,6 +379,7 @@ def build_rows(store: Store, run: Run, costs: CostSettings | None = None) -> lis
                 cache_hits=cache_hits,
                 estimated_token_calls=estimated,
                 thinking_tokens=thinking,
+                format_failures=format_failures(db, key) if figures else None,
                 pass_at_1_base=base_at_1,
                 passed_base=passed_base,
             )
