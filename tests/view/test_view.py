@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,8 +25,6 @@ from codeduel.store import Store
 from tests.report.chromium import chromium_path
 from tests.report.samples import CLOUD, LOCAL, hybrid_sample, make_sample
 from tests.view.browser import Tab, open_tab
-
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed")
 
 # What a model may answer and a program may print: markup that would run if not escaped.
 HOSTILE = '</pre><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
@@ -98,6 +97,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def tab(served: Served) -> Iterator[Tab]:
+    if chromium_path() is None:
+        pytest.skip("chromium is not installed")
     with open_tab(served.origin) as tab:
         yield tab
 
@@ -330,3 +331,22 @@ def test_help_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "127.0.0.1" in out.stdout
     assert out.stdout.strip().endswith("[]")
+
+
+def test_the_pages_templates_and_assets_are_package_data() -> None:
+    """A wheel carries what the pages need that is not Python."""
+    root = Path(__file__).parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    package = root / "src/codeduel"
+    declared = {
+        path
+        for pattern in config["tool"]["setuptools"]["package-data"]["codeduel"]
+        for path in package.glob(pattern)
+    }
+    data = {
+        path
+        for path in (package / "view").rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc")
+    }
+    assert {package / "view/static/view.js", package / "view/templates/sample.html.j2"} <= data
+    assert data <= declared, sorted(str(p.relative_to(package)) for p in data - declared)
