@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import importlib.util
 import io
 import json
@@ -282,8 +283,11 @@ def download(url: str, target: Path, split: FimSplit, timeout_s: float = 60.0) -
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             length = response.headers.get("content-length")
-            raw = response.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            chunks = []
+            while chunk := response.read(1 << 20):
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise BenchmarkError(
             f"could not download {target.name} from {url} ({reason}); set CODEDUEL_FIM_DIR "
