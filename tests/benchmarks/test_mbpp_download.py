@@ -62,3 +62,31 @@ def test_mbpp_is_read_from_the_user_cache(
         f"{server}/{FILENAME}", tmp_path / "datasets" / "mbpp" / FILENAME, MBPP_SANITIZED_SHA256
     )
     assert len(load_benchmark("mbpp").tasks) == 427
+
+
+class _Cut(http.server.BaseHTTPRequestHandler):
+    """Promises 1,000 bytes and sends 10, then closes: a download cut short."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"[" * 10)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_download_cut_short_is_one_sentence_and_nothing_is_left(tmp_path: Path) -> None:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Cut)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    target = tmp_path / "cache" / FILENAME
+    try:
+        with pytest.raises(BenchmarkError, match="could not download MBPP .*CODEDUEL_MBPP_DIR"):
+            download(f"http://127.0.0.1:{httpd.server_address[1]}/x", target, MBPP_SANITIZED_SHA256)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert list(target.parent.iterdir()) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import http.client
 import json
 import os
 import tempfile
@@ -44,7 +45,8 @@ def download(url: str, target: Path, sha256: str, timeout_s: float = 60.0) -> Pa
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             data = response.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: IncompleteRead, a download cut short.
         reason = getattr(exc, "reason", exc)
         raise BenchmarkError(
             f"could not download MBPP from {url} ({reason}); set "
