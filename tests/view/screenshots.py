@@ -85,6 +85,9 @@ def main(source: Path, out: Path) -> None:
                 # Held mid-run (SIGSTOP), so the page shows it running however fast it is.
                 _hold_after(writer, db, samples=60)
                 tab.goto("/")
+                four = [runs[n] for n in ("he-single", "he-repair", "he-resample", "he-cascade")]
+                for run in four:
+                    tab.eval(f"document.querySelector('input[value=\"{run}\"]').click()")
                 tab.screenshot(out / "runs.png", height=800)
                 tab.goto(f"/runs/{repair}")
                 tab.screenshot(out / "run.png", height=1150)
@@ -100,6 +103,11 @@ def main(source: Path, out: Path) -> None:
                 tab.screenshot(
                     out / "sample-feedback.png", height=900, at="#attempt-1 h4.tests-visible"
                 )
+                query = "&".join(f"runs={r}" for r in four)
+                tab.goto(f"/compare?{query}")
+                tab.screenshot(out / "compare.png", height=1000)
+                tab.goto(f"/compare/tasks?{query}&show=disagree")
+                tab.screenshot(out / "compare-tasks.png", height=800)
                 problems = tab.problems()
                 assert problems == [], problems
         finally:

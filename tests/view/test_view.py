@@ -123,7 +123,7 @@ def test_each_page_loads_clean_and_shows_what_is_stored(
 ) -> None:
     run = served.done_run
     tab.goto("/")
-    assert tab.eval("document.querySelector('table.runs tbody th').textContent") == "done"
+    assert tab.eval(f"{_js_row(str(run))}.querySelector('th').textContent") == "done"
     # 8 tasks × 3 models (the config lists the systems the run was started with) + repair.
     assert (
         tab.eval(f"document.querySelector('tr[data-id=\"{run}\"] [data-field=done]').textContent")
@@ -350,3 +350,54 @@ def test_the_pages_templates_and_assets_are_package_data() -> None:
     }
     assert {package / "view/static/view.js", package / "view/templates/sample.html.j2"} <= data
     assert data <= declared, sorted(str(p.relative_to(package)) for p in data - declared)
+
+
+def test_runs_ticked_on_the_runs_page_are_compared(served: Served, tab: Tab) -> None:
+    with Store(served.db) as store:
+        other = store.create_run("other", "humaneval", "abc", {"models": [CLOUD]}, {})
+        store.add_tasks(other.id, [(t, "f", 3.0) for t in TASKS[:4]])
+        for task in TASKS[:4]:
+            store.record_sample(other.id, make_sample(CLOUD, task, "failed"))
+    tab.goto("/")
+    for run in (served.done_run, other.id):
+        tab.eval(f"document.querySelector('input[name=runs][value=\"{run}\"]').click()")
+    tab.eval("document.querySelector('form.compare button').click()")
+    tab.wait_until("location.pathname === '/compare' && document.readyState === 'complete'")
+    # Ticked on a page that lists the newest first; compared in the order they ran.
+    assert tab.eval("location.search") == f"?runs={other.id}&runs={served.done_run}"
+    headings = tab.eval(
+        "[...document.querySelectorAll('details.run .run-heading')].map(h => h.textContent)"
+    )
+    assert [h.split(" — ")[0] for h in headings] == ["done", "other"]
+    assert tab.eval("document.querySelectorAll('details.run table.duel').length") == 2
+    # One table of all five systems, each named with its run.
+    systems = tab.eval(
+        "[...document.querySelectorAll('table.duel.all tbody th')].map(h => h.textContent)"
+    )
+    assert systems == [f"{s} · done" for s in (LOCAL, CLOUD, EVIL_MODEL, f"{LOCAL} (repair)")] + [
+        f"{CLOUD} · other"
+    ]
+    # One set of plots over both runs: each system labelled with its run.
+    labels = tab.eval(
+        "[...document.querySelectorAll('svg[data-plot=latency] [data-label]')]"
+        ".map(e => e.dataset.label)"
+    )
+    assert f"{CLOUD} · other" in labels and f"{CLOUD} · done" in labels
+
+    tab.eval("document.querySelector('a.button').click()")
+    tab.wait_until("location.pathname === '/compare/tasks' && document.readyState === 'complete'")
+    heads = tab.eval(
+        "[...document.querySelectorAll('table.grid thead th .run-name')].map(e => e.textContent)"
+    )
+    assert heads == ["done"] * 4 + ["other"]
+    assert _grid_visible(tab) == TASKS
+    tab.select("#outcome", "pending")
+    # The other run answered only the first four tasks.
+    assert _grid_visible(tab) == TASKS[4:]
+    tab.select("#outcome", "all")
+    assert _grid_visible(tab) == TASKS
+    assert tab.problems() == []
+
+    tab.goto("/compare?runs=999")
+    assert tab.eval("document.querySelector('h1').textContent") == "404"
+    tab.problems()  # the 404's own console line

@@ -5,6 +5,7 @@ from __future__ import annotations
 from codeduel.report._accel import Accel, build_accel
 from codeduel.report._html import (
     TimeSpread,
+    html_duel_table,
     html_figures,
     html_run_view,
     render_html,
@@ -28,6 +29,7 @@ __all__ = [
     "build_hybrid",
     "build_report",
     "build_rows",
+    "html_duel_table",
     "html_figures",
     "html_run_view",
     "paired_comparisons",

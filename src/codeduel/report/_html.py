@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from codeduel.costs import LocalCost
@@ -42,7 +42,14 @@ from codeduel.report._svg import (
 from codeduel.report._table import Table
 from codeduel.store import Run, Store
 
-__all__ = ["TimeSpread", "html_figures", "html_run_view", "render_html", "time_spreads"]
+__all__ = [
+    "TimeSpread",
+    "html_duel_table",
+    "html_figures",
+    "html_run_view",
+    "render_html",
+    "time_spreads",
+]
 
 
 @dataclass(frozen=True)
@@ -454,6 +461,17 @@ def html_run_view(report: RunReport, local: LocalCost | None = None) -> dict[str
     """One run's section of the page, as the template reads it: heading, tables (cells with
     whether each is numeric), paired tests, notes, hybrid and GPU tables, provenance."""
     return _run_view(report, local or LocalCost())
+
+
+def html_duel_table(reports: Sequence[RunReport]) -> dict[str, Any]:
+    """One duel table over every system of `reports`, each named with its run (`codeduel
+    view`'s comparison), as `html_run_view` gives its tables."""
+    rows = [r for report in reports for r in report.rows]
+    table = duel_table(rows)
+    body = tuple(
+        (f"{cells[0]} · {r.run}", *cells[1:]) for cells, r in zip(table.body, rows, strict=True)
+    )
+    return _cells(replace(table, body=body))
 
 
 def render_html(

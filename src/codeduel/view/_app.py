@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codeduel.errors import UserError
-from codeduel.report import CostSettings, build_report, html_figures, html_run_view, time_spreads
+from codeduel.report import (
+    CostSettings,
+    build_report,
+    html_duel_table,
+    html_figures,
+    html_run_view,
+    time_spreads,
+)
 from codeduel.store import Run, Store
 from codeduel.view._data import (
     run_by_id,
@@ -142,8 +149,41 @@ def create_app(db: Path, costs: CostSettings | None = None) -> Starlette:
     def tasks_page(request: Request) -> Response:
         with opened() as store:
             run = the_run(store, request)
-            grid = task_grid(store, run)
-        return page("tasks.html.j2", run=run, grid=grid)
+            grid = task_grid(store, [run])
+        return page("tasks.html.j2", runs=[run], grid=grid)
+
+    def chosen(store: Store, request: Request) -> list[Run]:
+        """The runs named by `?runs=ID&runs=ID…`, oldest first."""
+        try:
+            ids = [int(v) for v in request.query_params.getlist("runs")]
+        except ValueError:
+            raise HTTPException(400, "runs are chosen by their numbers") from None
+        if not ids:
+            raise HTTPException(400, "choose the runs to compare on the runs page")
+        found = [run_by_id(store, i) for i in dict.fromkeys(ids)]
+        if None in found:
+            raise HTTPException(404, "no such run")
+        return sorted((r for r in found if r is not None), key=lambda r: r.id)
+
+    def compare_page(request: Request) -> Response:
+        with opened() as store:
+            runs = chosen(store, request)
+            reports = [build_report(store, r, costs) for r in runs]
+            spreads = {r.name: time_spreads(store, r) for r in runs}
+            figures = html_figures(reports, spreads)
+            context = {
+                "runs": runs,
+                "duel": html_duel_table(reports),
+                "sections": [html_run_view(r, costs.local) for r in reports],
+                "figures": [(f, Markup(f.svg)) for f in figures],
+            }
+        return page("compare.html.j2", **context)
+
+    def compare_tasks_page(request: Request) -> Response:
+        with opened() as store:
+            runs = chosen(store, request)
+            grid = task_grid(store, runs)
+        return page("tasks.html.j2", runs=runs, grid=grid)
 
     def sample_page(request: Request) -> Response:
         with opened() as store:
@@ -167,6 +207,8 @@ def create_app(db: Path, costs: CostSettings | None = None) -> Starlette:
         Route("/runs/{run_id:int}", run_page),
         Route("/api/runs/{run_id:int}", run_json),
         Route("/runs/{run_id:int}/tasks", tasks_page),
+        Route("/compare", compare_page),
+        Route("/compare/tasks", compare_tasks_page),
         Route("/samples/{sample_id:int}", sample_page),
         Mount("/static", StaticFiles(packages=[("codeduel.view", "static")]), name="static"),
     ]

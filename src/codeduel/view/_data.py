@@ -153,7 +153,7 @@ def _outcome(status: str, model_error: int) -> str:
 @dataclass(frozen=True)
 class GridRow:
     task_id: str
-    # One list per system, in `TaskGrid.systems` order: (sample id, sample index, status,
+    # One list per column, in `TaskGrid.columns` order: (sample id, sample index, status,
     # outcome) of each stored sample; empty where the system has none yet.
     cells: tuple[tuple[tuple[int, int, str, str], ...], ...]
 
@@ -164,39 +164,44 @@ class GridRow:
 
 @dataclass(frozen=True)
 class TaskGrid:
-    systems: tuple[tuple[str, str], ...]
+    # (run name, model, strategy) of each column: the systems of each run, in run order.
+    columns: tuple[tuple[str, str, str], ...]
     rows: tuple[GridRow, ...]
 
 
-def task_grid(store: Store, run: Run) -> TaskGrid:
-    """Task × system: every stored sample's status, tasks in benchmark order."""
+def task_grid(store: Store, runs: list[Run]) -> TaskGrid:
+    """Task × system over `runs`: every stored sample's status, tasks in benchmark order (the
+    first run's, then tasks only later runs have)."""
     db = store.db
-    systems = tuple(
-        (r[0], r[1])
-        for r in db.execute(
+    columns: list[tuple[str, str, str]] = []
+    column: dict[tuple[int, str, str], int] = {}
+    for run in runs:
+        for model, strategy in db.execute(
             "SELECT model, strategy FROM samples WHERE run_id = ? GROUP BY model, strategy "
             "ORDER BY MIN(id)",
             (run.id,),
-        )
-    )
-    column = {s: i for i, s in enumerate(systems)}
+        ):
+            column[(run.id, model, strategy)] = len(columns)
+            columns.append((run.name, model, strategy))
     cells: dict[str, list[list[tuple[int, int, str, str]]]] = {}
-    # Tasks the run stored but no system has answered yet are rows too.
-    for (task_id,) in db.execute(
-        "SELECT task_id FROM tasks WHERE run_id = ? ORDER BY position", (run.id,)
-    ):
-        cells[task_id] = [[] for _ in systems]
-    for r in db.execute(
-        "SELECT id, model, strategy, task_id, sample_index, status, model_error FROM samples "
-        "WHERE run_id = ? ORDER BY sample_index, id",
-        (run.id,),
-    ):
-        row = cells.setdefault(r["task_id"], [[] for _ in systems])
-        row[column[(r["model"], r["strategy"])]].append(
-            (r["id"], r["sample_index"], r["status"], _outcome(r["status"], r["model_error"]))
-        )
+    for run in runs:
+        # Tasks the run stored but no system has answered yet are rows too.
+        for (task_id,) in db.execute(
+            "SELECT task_id FROM tasks WHERE run_id = ? ORDER BY position", (run.id,)
+        ):
+            cells.setdefault(task_id, [[] for _ in columns])
+    for run in runs:
+        for r in db.execute(
+            "SELECT id, model, strategy, task_id, sample_index, status, model_error "
+            "FROM samples WHERE run_id = ? ORDER BY sample_index, id",
+            (run.id,),
+        ):
+            row = cells.setdefault(r["task_id"], [[] for _ in columns])
+            row[column[(run.id, r["model"], r["strategy"])]].append(
+                (r["id"], r["sample_index"], r["status"], _outcome(r["status"], r["model_error"]))
+            )
     return TaskGrid(
-        systems,
+        tuple(columns),
         tuple(GridRow(t, tuple(tuple(c) for c in row)) for t, row in cells.items()),
     )
 
