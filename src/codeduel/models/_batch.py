@@ -114,12 +114,15 @@ class Batcher:
         self.scope = scope
         self.ledger: BatchLedger = MemoryLedger()
         self._sleep = sleep
-        self._states: dict[int, _LoopState] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._current = _LoopState()
 
     def _state(self) -> _LoopState:
         # Futures and tasks belong to one event loop; a run may use several in turn.
         loop = asyncio.get_running_loop()
-        return self._states.setdefault(id(loop), _LoopState())
+        if loop is not self._loop:
+            self._loop, self._current = loop, _LoopState()
+        return self._current
 
     def request_key(self, params: dict[str, Any]) -> str:
         blob = json.dumps({"scope": self.scope, "params": params}, sort_keys=True).encode()
