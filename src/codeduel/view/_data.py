@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,8 @@ __all__ = [
 
 # The recent samples the rate is measured over: a resumed run's pause does not count.
 _RATE_WINDOW = 50
+# A run that has stored nothing for this long (or 20 of its usual gaps) has stopped.
+_STALLED_AFTER_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,23 @@ class Progress:
     model_errors: int
     samples_per_min: float | None
     eta_s: float | None
+    # Seconds since the last sample was stored, while the run is not complete: a run that
+    # was killed stays `running` in the store, and its ETA would mean nothing.
+    idle_s: float | None = None
+
+    @property
+    def stalled(self) -> bool:
+        if self.idle_s is None:
+            return False
+        expected = 60 / self.samples_per_min if self.samples_per_min else 0.0
+        return self.idle_s > max(_STALLED_AFTER_S, 20 * expected)
 
     @property
     def pass_rate(self) -> float | None:
         return self.passed / self.scored if self.scored else None
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "pass_rate": self.pass_rate}
+        return {**asdict(self), "pass_rate": self.pass_rate, "stalled": self.stalled}
 
 
 def _time(stamp: str) -> datetime:
@@ -67,8 +79,10 @@ def _expected(db: sqlite3.Connection, run: Run) -> int | None:
     return int(tasks) * _systems_expected(run) * int(run.config.get("samples") or 1)
 
 
-def _rate(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> float | None:
-    """Samples a minute over the last `_RATE_WINDOW` stored ones."""
+def _rate(
+    db: sqlite3.Connection, where: str, args: tuple[Any, ...]
+) -> tuple[float | None, datetime | None]:
+    """Samples a minute over the last `_RATE_WINDOW` stored ones, and when the last was."""
     stamps = [
         _time(r[0])
         for r in db.execute(
@@ -77,9 +91,9 @@ def _rate(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> float | 
         )
     ]
     if len(stamps) < 2:
-        return None
+        return None, stamps[0] if stamps else None
     span = (stamps[0] - stamps[-1]).total_seconds()
-    return (len(stamps) - 1) / span * 60 if span > 0 else None
+    return ((len(stamps) - 1) / span * 60 if span > 0 else None), stamps[0]
 
 
 def _progress(
@@ -92,11 +106,13 @@ def _progress(
         args,
     ).fetchone()
     done, scored, passed, errors = (int(v) for v in row)
-    rate = _rate(db, where, args)
+    rate, last = _rate(db, where, args)
     eta = None
     if running and rate and total is not None:
         eta = max(total - done, 0) / rate * 60
-    return Progress(done, total, scored, passed, errors, rate, eta)
+    idle = (datetime.now(UTC) - last).total_seconds() if running and last else None
+    progress = Progress(done, total, scored, passed, errors, rate, eta, idle)
+    return replace(progress, eta_s=None) if progress.stalled else progress
 
 
 def run_progress(store: Store, run: Run) -> Progress:
@@ -214,8 +230,7 @@ def _call_cost(
     call: sqlite3.Row, local: bool, prices: PriceTable, local_cost: LocalCost
 ) -> tuple[float | None, str]:
     """What one call cost and how that was counted."""
-    model = call["model"].split("/", 1)[-1]
-    price = prices.get(call["model"]) or prices.get(model)
+    price = prices.get(call["model"])
     if price is not None and call["prompt_tokens"] is not None:
         usd = token_cost(price, call["prompt_tokens"], call["completion_tokens"] or 0)
         return usd, "tokens at list price"

@@ -23,7 +23,7 @@ function fill(row, p) {
   set("done", p.total ? `${p.done} / ${p.total}` : String(p.done));
   set("pass_rate", pct(p.pass_rate));
   set("samples_per_min", p.samples_per_min ? p.samples_per_min.toFixed(1) + "/min" : "–");
-  set("eta_s", secs(p.eta_s));
+  set("eta_s", p.stalled ? `stalled: nothing for ${secs(p.idle_s)}` : secs(p.eta_s));
   set("model_errors", String(p.model_errors));
   const bar = row.querySelector('[data-field="bar"]');
   if (bar) {
