@@ -279,6 +279,10 @@ def test_the_store_is_never_written(served: Served) -> None:
     for path in ("/", "/api/runs", f"/runs/{served.done_run}", f"/runs/{served.done_run}/tasks"):
         with urllib.request.urlopen(served.origin + path, timeout=30) as response:
             assert response.status == 200
+            if not path.startswith("/api/"):
+                # No inline script or style may run, whatever a page holds.
+                csp = response.headers["Content-Security-Policy"]
+                assert "script-src 'self';" in csp and "style-src 'self';" in csp
     assert hashlib.sha256(served.db.read_bytes()).hexdigest() == before
     with Store(served.db, read_only=True) as store, pytest.raises(sqlite3.OperationalError):
         store.db.execute("DELETE FROM runs")

@@ -37,11 +37,10 @@ __all__ = ["bind", "create_app", "serve"]
 
 HOST = "127.0.0.1"
 
-# The page's own script and style only: nothing from elsewhere, and no inline script, so an
-# answer that slipped through escaping still could not run. The plots' svg uses style
-# attributes.
+# The page's own script and style only: nothing from elsewhere, and nothing inline, so an
+# answer that slipped through escaping still could not run.
 _CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
