@@ -405,3 +405,25 @@ def test_runs_ticked_on_the_runs_page_are_compared(served: Served, tab: Tab) -> 
     tab.goto("/compare?runs=999")
     assert tab.eval("document.querySelector('h1').textContent") == "404"
     tab.problems()  # the 404's own console line
+
+
+def test_a_task_with_several_samples_has_a_mark_for_each(served: Served, tab: Tab) -> None:
+    with Store(served.db) as store:
+        run = store.create_run("sampled", "humaneval", "abc", {"models": [LOCAL], "samples": 3}, {})
+        store.add_tasks(run.id, [("S/0", "f", 3.0)])
+        for index, status in enumerate(["passed", "failed", "timeout"]):
+            sample = replace(make_sample(LOCAL, "S/0", status), sample_index=index)
+            store.record_sample(run.id, sample)
+    tab.goto(f"/runs/{run.id}/tasks")
+    marks = tab.eval(
+        "[...document.querySelectorAll('table.grid td a.cell')]"
+        ".map(a => [a.textContent, a.title, a.classList.contains('mini')])"
+    )
+    assert marks == [
+        ["P", "sample 0: passed", True],
+        ["F", "sample 1: failed", True],
+        ["T", "sample 2: timeout", True],
+    ]
+    tab.select("#outcome", "disagree")
+    assert _grid_visible(tab) == ["S/0"]
+    assert tab.problems() == []
