@@ -167,6 +167,16 @@ def test_each_page_loads_clean_and_shows_what_is_stored(
     assert tab.eval("window.pwned === undefined")
     assert tab.problems() == []
 
+    # Its next task's sample, and back.
+    here = tab.eval("location.pathname")
+    assert tab.eval("document.querySelector('a[rel=prev]')") is None
+    tab.goto(tab.eval("document.querySelector('a[rel=next]').getAttribute('href')"))
+    assert tab.eval("document.querySelector('h1').textContent").startswith("T/1 ")
+    assert tab.eval("document.querySelector('p.system').textContent").startswith(EVIL_MODEL)
+    tab.goto(tab.eval("document.querySelector('a[rel=prev]').getAttribute('href')"))
+    assert tab.eval("location.pathname") == here
+    assert tab.problems() == []
+
     # A repair sample: every attempt with its visible feedback and hidden outcome.
     tab.goto(f"/runs/{run}/tasks")
     href = tab.eval(

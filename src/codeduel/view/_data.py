@@ -284,7 +284,20 @@ def sample_record(
         ]
         attempts.append({**dict(a), "calls": calls, "executions": executions})
     final = sample["final_attempt"]
+    # The system's samples in benchmark order: the way to its previous and next task.
+    order = [
+        r[0]
+        for r in db.execute(
+            "SELECT s.id FROM samples s LEFT JOIN tasks t ON t.run_id = s.run_id "
+            "AND t.task_id = s.task_id WHERE s.run_id = ? AND s.model = ? AND s.strategy = ? "
+            "ORDER BY t.position, s.task_id, s.sample_index",
+            (sample["run_id"], sample["model"], sample["strategy"]),
+        )
+    ]
+    at = order.index(sample_id)
     return {
+        "previous": order[at - 1] if at > 0 else None,
+        "next": order[at + 1] if at + 1 < len(order) else None,
         **dict(sample),
         "task": dict(task) if task else None,
         "attempts": attempts,
