@@ -15,11 +15,14 @@ from pathlib import Path
 
 import pytest
 
+import codeduel
 from codeduel.costs import Usage, call_cost, load_prices
 from codeduel.store import Store
 from tests.cli_run import exit_code
 from tests.models.fakeapi import FakeAPI
 
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = Path(codeduel.__file__).resolve().parents[1]
 CLOUD = "anthropic/claude-sonnet-4-5"
 TASKS = "HumanEval/0,HumanEval/2,HumanEval/4"
 ANSWER = "def f():\n    return 1\n```"
@@ -90,7 +93,8 @@ def test_a_batch_run_killed_while_pending_resumes_and_scores_each_task_once(
         argv = _argv(api, db, "-M", "batch=true", "-M", "batch_poll_s=0.05")
         driver = subprocess.Popen(
             [sys.executable, "-c", "from codeduel.cli import main; main()", *argv],
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            # This checkout's tests and the codeduel this test imported.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(SOURCE)])},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
