@@ -49,6 +49,10 @@ def main() -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.012)
     parser.add_argument("--out", type=Path, default=ROOT / "docs/results/latency")
     parser.add_argument("--local", default=LOCAL)
+    parser.add_argument(
+        "--accuracy-db", type=Path, help="Take pass@1 from this store's --accuracy-run instead."
+    )
+    parser.add_argument("--accuracy-run", default="accuracy")
     args = parser.parse_args()
     tasks = load_benchmark("humaneval").tasks
     by_prompt = {t.prompt.strip(): (n, t) for n, t in enumerate(tasks)}
@@ -68,7 +72,7 @@ def main() -> int:
     db = args.out / "runs.db"
     env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "CODEDUEL_DB": str(db)}
     codeduel = str(ROOT / ".venv/bin/codeduel")
-    common = ["--model", args.local, "--model", CLOUD, "-M", "llamacpp:n_threads=2", "-M",
+    common = ["--model", args.local, "--model", CLOUD, "-M", "llamacpp:n_threads=1", "-M",
               "anthropic:max_concurrency=16", "-M", "anthropic:prefill=false"]  # fmt: skip
     location = f"{platform.node()} (loopback to the stand-in: no real network)"
     with FakeAPI(
@@ -77,13 +81,16 @@ def main() -> int:
         env["ANTHROPIC_BASE_URL"] = api.url
         run = [codeduel, "run", "humaneval", "--limit", str(args.limit), *common, "--max-tokens",
                args.max_tokens, "--run-name", "accuracy", "--no-progress"]  # fmt: skip
-        print("$", " ".join(run[1:]), flush=True)
-        subprocess.run(run, env=env, check=True, stdout=subprocess.DEVNULL)
+        if args.accuracy_db is None:
+            print("$", " ".join(run[1:]), flush=True)
+            subprocess.run(run, env=env, check=True, stdout=subprocess.DEVNULL)
+        else:
+            env["CODEDUEL_DB"] = str(args.accuracy_db)
         with tempfile.TemporaryDirectory() as tmp:
             latency = [codeduel, "latency", "humaneval", "--limit", str(args.limit), *common,
                        "--users", args.users, "--think-time", args.think_time,
                        "--requests", str(args.requests), "--max-tokens", args.max_tokens,
-                       "--location", location, "--accuracy", "accuracy"]  # fmt: skip
+                       "--location", location, "--accuracy", args.accuracy_run]  # fmt: skip
             print("$", " ".join(latency[1:]), flush=True)
             as_json = Path(tmp) / "latency.json"
             subprocess.run([*latency, "--format", "json", "--output", str(as_json)], env=env,
