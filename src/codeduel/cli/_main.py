@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from codeduel import __version__
+from codeduel.cli._latency import latency
 from codeduel.cli._options import (
     DEFAULT_MODEL,
     db_option,
@@ -24,7 +25,6 @@ from codeduel.cli._options import (
     window_options,
     workers_option,
 )
-from codeduel.cli._latency import latency
 from codeduel.cli._solve import solve
 from codeduel.errors import UserError
 

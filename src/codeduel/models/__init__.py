@@ -4,7 +4,7 @@
 timing, retries, concurrency, caching and logging.
 """
 
-from codeduel.models._batch import BatchLedger, Batcher, MemoryLedger, PollPolicy
+from codeduel.models._batch import Batcher, BatchLedger, MemoryLedger, PollPolicy
 from codeduel.models._budget import Budget, output_usage
 from codeduel.models._model import Model, RetryPolicy, load_model, redact_options
 from codeduel.models._provider import (
