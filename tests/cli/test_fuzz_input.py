@@ -246,3 +246,15 @@ def test_report_options(
     output = here / "report.txt"
     argv = ["report", *runs, "--db", str(tmp_path / "shared.db"), "--format", fmt]
     outcome([*argv, "--output", str(output)], capsys, output)
+
+
+def test_a_refused_task_id_with_a_line_break_in_it_is_still_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hypothesis found it: the id is in the error, and \\x1e is a line break to Python."""
+    argv = ["run", "humaneval", "--model", "stub/x", "--db", str(tmp_path / "runs.db")]
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--no-progress", "--task-ids", "HumanEval/0\x1e1"])
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "HumanEval/0\\x1e1" in lines[0], lines

@@ -36,8 +36,14 @@ __all__ = ["cli", "main"]
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"codeduel: error: {message}", err=True)
+    click.echo(f"codeduel: error: {_one_line(message)}", err=True)
     sys.exit(2)
+
+
+def _one_line(message: str) -> str:
+    """`message` as one printable line: line breaks and other control characters (which the
+    input being refused may carry) escaped as Python writes them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _open_store(db: Path | None) -> Store:
