@@ -30,20 +30,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import importlib.util
 import io
 import json
 import os
 import random
-import tempfile
-import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codeduel.benchmarks._download import FETCH_ERRORS, write_atomically
 from codeduel.benchmarks._types import Benchmark, Task
 from codeduel.errors import BenchmarkError
 from codeduel.extract import Extraction, extract_middle
@@ -287,7 +285,7 @@ def download(url: str, target: Path, split: FimSplit, timeout_s: float = 60.0) -
             while chunk := response.read(1 << 20):
                 chunks.append(chunk)
             raw = b"".join(chunks)
-    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+    except FETCH_ERRORS as exc:
         reason = getattr(exc, "reason", exc)
         raise BenchmarkError(
             f"could not download {target.name} from {url} ({reason}); set CODEDUEL_FIM_DIR "
@@ -299,15 +297,7 @@ def download(url: str, target: Path, split: FimSplit, timeout_s: float = 60.0) -
             "bytes); run again to download it anew"
         )
     parse_official(raw, split, f"the download of {target.name} from {url}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(raw)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    return write_atomically(target, raw)
 
 
 def _official_path(split: FimSplit, fetch: bool) -> Path | None:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import http.client
 import json
 import os
-import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from codeduel.benchmarks._download import FETCH_ERRORS, write_atomically
 from codeduel.benchmarks._types import Benchmark, Task
 from codeduel.errors import BenchmarkError
 
@@ -45,8 +43,7 @@ def download(url: str, target: Path, sha256: str, timeout_s: float = 60.0) -> Pa
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             data = response.read()
-    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
-        # HTTPException: IncompleteRead, a download cut short.
+    except FETCH_ERRORS as exc:
         reason = getattr(exc, "reason", exc)
         raise BenchmarkError(
             f"could not download MBPP from {url} ({reason}); set "
@@ -55,14 +52,7 @@ def download(url: str, target: Path, sha256: str, timeout_s: float = 60.0) -> Pa
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
         raise BenchmarkError(f"MBPP from {url} has sha256 {digest}, expected {sha256}")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    return write_atomically(target, data)
 
 
 def _entry_point(code: str, tests: list[str]) -> str:

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import json
 import os
 import re
-import tempfile
-import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from codeduel.benchmarks._download import FETCH_ERRORS, write_atomically
 from codeduel.benchmarks._types import Benchmark, Task
 from codeduel.benchmarks._visible import docstring_checks
 from codeduel.errors import BenchmarkError
@@ -260,7 +258,7 @@ def download(release: Release, target: Path, timeout_s: float = 60.0) -> Path:
     try:
         with urllib.request.urlopen(release.url, timeout=timeout_s) as response:
             data = response.read()
-    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+    except FETCH_ERRORS as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
         raise BenchmarkError(
             f"could not download {release.title} from {release.url} ({reason}); set {DIR_ENV} "
@@ -272,14 +270,7 @@ def download(release: Release, target: Path, timeout_s: float = 60.0) -> Path:
             f"{release.title} from {release.url} has sha256 {digest}, expected "
             f"{release.sha256}: the download is corrupt or incomplete and was not kept"
         )
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    return write_atomically(target, data)
 
 
 def _locate(release: Release) -> Path:
