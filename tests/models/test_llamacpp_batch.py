@@ -121,3 +121,36 @@ def test_parallel_auto_batches_and_answers_as_one_at_a_time(
     serial = [asyncio.run(one_at_a_time.generate(m, c)) for m, c in prompts]
     assert [o.text for o in together] == [o.text for o in serial]
     assert [o.extra["parallel"] for o in together] == [model.provider.parallel] * len(prompts)
+
+
+def test_backend_sampling_answers_as_the_host_sampler(
+    one_at_a_time: Model, batched: Model, prompts: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Greedy in llama.cpp's graph gives the host sampler's tokens; a sampled call beside the
+    greedy ones still draws on the host, from its own seed, on a sequence whose greedy chain
+    was taken off (else it would come back greedy)."""
+    import llama_cpp
+
+    sample = llama_cpp.llama_sampler_sample
+    in_graph: list[bool] = []
+
+    def spy(sampler: object, ctx: object, row: int) -> int:
+        in_graph.append(llama_cpp.llama_get_sampled_token_ith(ctx, row) != -1)
+        return int(sample(sampler, ctx, row))
+
+    hot = GenerateConfig(max_tokens=60, temperature=1.0, top_p=0.95, seed=7)
+    mixed = [*prompts[:4], (prompts[0][0], hot), *prompts[4:]]
+    host = _texts(batched, mixed)
+    monkeypatch.setattr(llama_cpp, "llama_sampler_sample", spy)
+    model = load_model(TINY, {**OPTIONS, "parallel": "3", "backend_sampling": "true"})
+    try:
+        on_backend = _texts(model, mixed)
+        assert model.provider._engine is not None and model.provider._engine.backend_sampling
+    finally:
+        model.close()
+    assert [o.text for o in on_backend] == [o.text for o in host]
+    assert [o.completion_tokens for o in on_backend] == [o.completion_tokens for o in host]
+    serial = [asyncio.run(one_at_a_time.generate(m, c)) for m, c in prompts]
+    assert [o.text for i, o in enumerate(on_backend) if i != 4] == [o.text for o in serial]
+    # Most tokens came out of the graph, and the sampled call's did not.
+    assert in_graph.count(True) > 100 and in_graph.count(False) >= hot.max_tokens // 2

@@ -17,9 +17,15 @@ def test_auto_parallel_is_the_measured_batch_unless_memory_is_short() -> None:
     # A model whose 4,096-token KV cache takes 512 MiB a slot, on a machine with 8 GiB free.
     assert auto_parallel(gpu=False, kv_bytes_per_slot=512 << 20, available_bytes=8 * GIB) == 4
     assert auto_parallel(gpu=False, kv_bytes_per_slot=4 * GIB, available_bytes=2 * GIB) == 1
-    assert auto_parallel(gpu=True, kv_bytes_per_slot=512 << 20, available_bytes=GIB) == (
+    # On a GPU, half the free VRAM: a 0.5B model's 50 MiB slots on an 8 GiB card hold 81, on
+    # an H200 llama.cpp's most; a slot larger than half the card leaves one.
+    assert auto_parallel(gpu=True, kv_bytes_per_slot=50 << 20, available_bytes=8 * GIB) == 81
+    assert auto_parallel(gpu=True, kv_bytes_per_slot=50 << 20, available_bytes=130 * GIB) == (
         AUTO_SLOTS_GPU
     )
+    assert AUTO_SLOTS_GPU == 256
+    assert auto_parallel(gpu=True, kv_bytes_per_slot=512 << 20, available_bytes=GIB) == 1
+    assert auto_parallel(gpu=True, kv_bytes_per_slot=None, available_bytes=None) == 256
 
 
 def test_defaults_before_load(monkeypatch: pytest.MonkeyPatch) -> None:

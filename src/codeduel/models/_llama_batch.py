@@ -1,11 +1,20 @@
 """Continuous batching on llama.cpp: many sequences decode together in one context.
 
 On the shared scheduler (`_scheduler`), one thread owns a llama.cpp context with a KV stream
-per slot. Each step it puts one token of every decoding sequence, plus as much of the waiting
-prompts as the batch holds, into a single `llama_decode`, then samples each sequence from its
-own row of logits. A request takes a free slot as soon as one is released, so a repair turn or
-the next task joins the batch at once instead of waiting for the batch to drain (what
-llama.cpp's own server calls continuous batching). Imported only by the `llamacpp` provider.
+per slot. Each step it puts one token of every decoding sequence into a single `llama_decode`,
+then as much of the waiting prompts as the batch holds into another, and reads one token per
+sequence. A request takes a free slot as soon as one is released, so a repair turn or the next
+task joins the batch at once instead of waiting for the batch to drain (what llama.cpp's own
+server calls continuous batching). Imported only by the `llamacpp` provider.
+
+Two things keep the host off the GPU's critical path (docs/performance.md, llama.cpp on CUDA):
+
+- **backend sampling**: a greedy sequence's argmax runs inside llama.cpp's graph (a sampler
+  chain attached to its sequence), so a step copies one token per sequence to the host, not a
+  row of 151,936 logits, and no host loop over the vocabulary runs;
+- **one step in flight**: `llama_decode` only queues its work, so the tokens it decodes are
+  given to their sinks (detokenised, stop strings checked) while the device computes them. A
+  sequence whose sink ends it then had one token decoded for nothing, and drops it.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,9 +51,12 @@ class _Request(Request):
 class _Slot(Slot[_Request]):
     seq_id: int
     sampler: ctypes.c_void_p
+    # Whether `sampler` is llama.cpp's own chain attached to the sequence (backend sampling).
+    attached: bool
     n_past: int = 0
-    # The last sampled token, still to be decoded, once the prompt is in.
+    # The last sampled token, still to be given to the sink and decoded, once the prompt is in.
     pending: int | None = None
+    done: bool = False
 
     @property
     def prefilling(self) -> bool:
@@ -51,7 +64,12 @@ class _Slot(Slot[_Request]):
 
 
 class BatchEngine(Scheduler[_Request, _Slot]):
-    """Decodes up to `slots` sequences at once on `model` (a llama.cpp model pointer)."""
+    """Decodes up to `slots` sequences at once on `model` (a llama.cpp model pointer).
+
+    With `backend_sampling`, greedy sequences are sampled inside llama.cpp's graph; sampled
+    ones (temperature > 0) always go through llama.cpp's sampler chain on the host, seeded
+    per call.
+    """
 
     def __init__(
         self,
@@ -61,6 +79,7 @@ class BatchEngine(Scheduler[_Request, _Slot]):
         slots: int,
         n_ctx_per_slot: int,
         n_batch: int,
+        backend_sampling: bool = False,
     ) -> None:
         super().__init__(slots=slots, what="the llama.cpp batch engine", thread="llama-batch")
         params = llama_cpp.llama_context_params.from_buffer_copy(base)
@@ -71,17 +90,35 @@ class BatchEngine(Scheduler[_Request, _Slot]):
         # One KV stream per sequence: each attends to its own cells only.
         params.kv_unified = False
         params.no_perf = True
+        # A greedy chain per sequence, attached at creation: attaching one later makes
+        # llama.cpp reserve its graphs again.
+        self._greedy = [_greedy_chain() for _ in range(slots)] if backend_sampling else []
+        if self._greedy:
+            configs = (llama_cpp.llama_sampler_seq_config * slots)(
+                *(
+                    llama_cpp.llama_sampler_seq_config(seq, ctypes.cast(chain, ctypes.c_void_p))
+                    for seq, chain in enumerate(self._greedy)
+                )
+            )
+            params.samplers = configs
+            params.n_samplers = slots
+            params.n_outputs_max_per_seq = 1
         ctx = llama_cpp.llama_init_from_model(model, params)
         if ctx is None:
+            for chain in self._greedy:
+                llama_cpp.llama_sampler_free(chain)
             raise ModelError(f"llama.cpp could not create a context for {slots} sequences")
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
-        self._vocab = llama_cpp.llama_model_get_vocab(model)
         self.n_ctx_per_slot = llama_cpp.llama_n_ctx(ctx) // slots
         self._n_batch = n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._free = list(range(slots - 1, -1, -1))
         self._start()
+
+    @property
+    def backend_sampling(self) -> bool:
+        return bool(self._greedy)
 
     def submit(
         self, tokens: list[int], config: GenerateConfig, sink: TokenSink
@@ -91,6 +128,8 @@ class BatchEngine(Scheduler[_Request, _Slot]):
     def _free_engine(self) -> None:
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
+        for chain in self._greedy:
+            llama_cpp.llama_sampler_free(chain)
 
     def _admit(self) -> None:
         while self._queue and self._free:
@@ -99,36 +138,60 @@ class BatchEngine(Scheduler[_Request, _Slot]):
                 continue
             seq_id = self._free.pop()
             llama_cpp.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
-            self._active.append(
-                _Slot(request=request, seq_id=seq_id, sampler=_sampler(request.config))
-            )
+            greedy = request.config.temperature <= 0
+            if self._greedy and greedy:
+                slot = _Slot(
+                    request=request, seq_id=seq_id, sampler=self._greedy[seq_id], attached=True
+                )
+            else:
+                if self._greedy:  # a sampled call on a sequence that has a greedy chain
+                    llama_cpp.llama_set_sampler(self._ctx, seq_id, None)
+                slot = _Slot(
+                    request=request, seq_id=seq_id, sampler=_sampler(request.config), attached=False
+                )
+            self._active.append(slot)
 
     def _step(self) -> None:
-        """One token for every decoding sequence in one call, then prompts in their own calls.
+        """One token for every decoding sequence in one call, then prompts in another.
 
         With a KV stream per sequence, llama.cpp splits a batch into micro-batches holding the
         same number of tokens of each sequence, so a prompt decoded together with one token of
         each other sequence would go through one token at a time.
         """
-        decoding = [(slot, [slot.pending]) for slot in self._active if slot.pending is not None]
+        decoding = [slot for slot in self._active if slot.pending is not None]
+        for slot in decoding:
+            if slot.n_past >= self.n_ctx_per_slot:  # no room to decode its last token
+                self._give(slot)
+                slot.done = True
+        decoding = [slot for slot in decoding if not slot.done]
         if decoding:
-            self._decode(decoding)
+            # The device decodes the pending tokens while the sinks take them.
+            parts = [(slot, [token]) for slot in decoding if (token := slot.pending) is not None]
+            self._decode(parts, self._give)
+        self._sweep()
+        parts = []
         budget = self._n_batch
-        for slot in list(self._active):
+        for slot in self._active:
             if budget <= 0:
                 break
             if slot.prefilling:
                 chunk = slot.request.tokens[slot.n_past : slot.n_past + budget]
-                self._decode([(slot, chunk)])
+                parts.append((slot, chunk))
                 budget -= len(chunk)
+        if parts:
+            self._decode(parts)
 
-    def _decode(self, parts: list[tuple[_Slot, list[int]]]) -> None:
-        """Decode `parts` in one call; sample each slot whose last token needs its logits."""
+    def _decode(
+        self,
+        parts: list[tuple[_Slot, list[int]]],
+        meanwhile: Callable[[_Slot], None] | None = None,
+    ) -> None:
+        """Decode `parts` in one call, calling `meanwhile` on each slot while the device works;
+        then the next token of each slot whose last token has logits and is not done."""
         batch = self._batch
         n = 0
-        sampled: list[tuple[_Slot, int]] = []
+        rows: list[tuple[_Slot, int]] = []
         for slot, tokens in parts:
-            slot.pending = None
             for token in tokens:
                 batch.token[n] = token
                 batch.pos[n] = slot.n_past
@@ -140,31 +203,61 @@ class BatchEngine(Scheduler[_Request, _Slot]):
             # Logits for the last token: always while decoding, at the prompt's end otherwise.
             if not slot.prefilling:
                 batch.logits[n - 1] = True
-                sampled.append((slot, n - 1))
+                rows.append((slot, n - 1))
         batch.n_tokens = n
         started = time.perf_counter()
         code = llama_cpp.llama_decode(self._ctx, batch)
         if code != 0:
             raise ModelError(f"llama_decode failed with code {code}")
-        now = time.perf_counter()
-        self._charge(now - started, [(slot, len(tokens)) for slot, tokens in parts], n)
-        for slot, row in sampled:
-            token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, row)
+        if meanwhile is not None:
+            for slot, _ in parts:
+                meanwhile(slot)
+        for slot, row in rows:
+            if slot.done:
+                continue
+            # The first read waits for the device.
+            slot.pending = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, row)
             if slot.first_token is None:
-                slot.first_token = now
-            slot.out.append(token)
-            done = slot.request.future.cancelled() or slot.request.sink.push(token)
-            if done or slot.n_past >= self.n_ctx_per_slot:
-                self._active.remove(slot)
-                self._drop(slot)
-                self._resolve(slot, time.perf_counter())
-            else:
-                slot.pending = token
+                slot.first_token = time.perf_counter()
+        llama_cpp.llama_synchronize(self._ctx)
+        self._charge(time.perf_counter() - started, [(s, len(t)) for s, t in parts], n)
+
+    def _give(self, slot: _Slot) -> None:
+        """The slot's pending token to its sink."""
+        token = slot.pending
+        assert token is not None
+        slot.pending = None
+        slot.out.append(token)
+        request = slot.request
+        slot.done = request.future.cancelled() or request.sink.push(token)
+
+    def _sweep(self) -> None:
+        if not any(slot.done for slot in self._active):
+            return
+        now = time.perf_counter()
+        for slot in [slot for slot in self._active if slot.done]:
+            self._active.remove(slot)
+            self._drop(slot)
+            self._resolve(slot, now)
 
     def _drop(self, slot: _Slot) -> None:
-        llama_cpp.llama_sampler_free(slot.sampler)
+        if not slot.attached:  # an attached chain stays with its sequence
+            llama_cpp.llama_sampler_free(slot.sampler)
+            if self._greedy:  # a fresh one: llama.cpp sets a chain up for one context once
+                llama_cpp.llama_sampler_free(self._greedy[slot.seq_id])
+                self._greedy[slot.seq_id] = _greedy_chain()
+                llama_cpp.llama_set_sampler(self._ctx, slot.seq_id, self._greedy[slot.seq_id])
         llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
         self._free.append(slot.seq_id)
+
+
+def _greedy_chain() -> ctypes.c_void_p:
+    """A chain holding greedy: llama.cpp attaches only chains to a sequence."""
+    chain: ctypes.c_void_p = llama_cpp.llama_sampler_chain_init(
+        llama_cpp.llama_sampler_chain_default_params()
+    )
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    return chain
 
 
 def _sampler(config: GenerateConfig) -> ctypes.c_void_p:

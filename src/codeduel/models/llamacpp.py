@@ -31,11 +31,14 @@ __all__ = ["LlamaCppOptions", "LlamaCppProvider", "render_chat"]
 
 
 # Sequences decoded together by default, measured (docs/performance.md, batched decode): on
-# 2 cores 32 sequences decode 3.18x the tokens per second of one (16: 3.01x); a GPU takes more.
+# 2 cores 32 sequences decode 3.18x the tokens per second of one (16: 3.01x). On a GPU a step's
+# cost barely grows with the batch, so as many as the free VRAM holds, up to llama.cpp's most.
 AUTO_SLOTS_CPU = 32
-AUTO_SLOTS_GPU = 64
-# The KV cache of all slots may take at most this share of the memory available at load.
+AUTO_SLOTS_GPU = 256
+# The KV cache of all slots may take at most this share of the memory available at load
+# (host memory on the CPU, the GPU's free memory once the weights are on it).
 AUTO_KV_SHARE = 0.25
+AUTO_KV_SHARE_GPU = 0.5
 # llama.cpp's log callback, which says why a load failed, is one for the process.
 _LOAD_LOG_LOCK = threading.Lock()
 
@@ -47,7 +50,10 @@ class LlamaCppOptions(ProviderOptions):
     # Context per sequence (per slot when batching).
     n_ctx: int = 4096
     n_batch: int = 512
-    flash_attn: bool = False
+    # Flash attention; by default on where layers run on a GPU (llama.cpp's `auto`), else off.
+    flash_attn: bool | None = None
+    # Greedy sampling inside llama.cpp's graph (`_llama_batch`); by default on a GPU only.
+    backend_sampling: bool | None = None
     use_mmap: bool = True
     verbose: bool = False
     # Sequences decoded together (continuous batching); 1 decodes one call at a time; `auto`
@@ -61,11 +67,12 @@ def gpu_build() -> bool:
 
 
 def auto_parallel(gpu: bool, kv_bytes_per_slot: int | None, available_bytes: int | None) -> int:
-    """Slots for `parallel=auto`: the measured good batch for the backend, fewer where the KV
-    cache of that many would take more than `AUTO_KV_SHARE` of the available memory (CPU)."""
+    """Slots for `parallel=auto`: the backend's most, fewer where the KV cache of that many
+    would take more than its share of the available memory (host memory, or free VRAM)."""
     slots = AUTO_SLOTS_GPU if gpu else AUTO_SLOTS_CPU
-    if not gpu and kv_bytes_per_slot and available_bytes:
-        slots = min(slots, int(available_bytes * AUTO_KV_SHARE // kv_bytes_per_slot))
+    if kv_bytes_per_slot and available_bytes:
+        share = AUTO_KV_SHARE_GPU if gpu else AUTO_KV_SHARE
+        slots = min(slots, int(available_bytes * share // kv_bytes_per_slot))
     return max(1, slots)
 
 
@@ -78,6 +85,33 @@ def _available_memory() -> int | None:
     except OSError:
         pass
     return None
+
+
+def _free_vram() -> int | None:
+    """The free memory of the GPUs in ggml's device registry (None without one): llama.cpp's
+    own view, whatever the backend (CUDA, Metal, Vulkan), and without NVML."""
+    from llama_cpp._ggml import libggml as lib
+
+    lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+    lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+    lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_type.restype = ctypes.c_int
+    size_p = ctypes.POINTER(ctypes.c_size_t)
+    lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, size_p, size_p]
+    lib.ggml_backend_dev_memory.restype = None
+    free = 0
+    for i in range(lib.ggml_backend_dev_count()):
+        device = lib.ggml_backend_dev_get(i)
+        if lib.ggml_backend_dev_type(device) != _GGML_DEVICE_GPU:
+            continue
+        device_free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        lib.ggml_backend_dev_memory(device, ctypes.byref(device_free), ctypes.byref(total))
+        free += device_free.value
+    return free or None
+
+
+_GGML_DEVICE_GPU = 1  # enum ggml_backend_dev_type: CPU, GPU, IGPU, ACCEL
 
 
 class LlamaCppProvider(LocalProvider):
@@ -111,7 +145,7 @@ class LlamaCppProvider(LocalProvider):
                     n_batch=self.opts.n_batch,
                     n_threads=self.opts.n_threads or os.cpu_count(),
                     n_gpu_layers=self.gpu_layers,
-                    flash_attn=self.opts.flash_attn,
+                    flash_attn=self._flash_attn,
                     use_mmap=self.opts.use_mmap,
                     verbose=self.opts.verbose,
                 )
@@ -124,15 +158,19 @@ class LlamaCppProvider(LocalProvider):
         )
         self._use_fim(lambda marker: _is_token(llm, marker))
         if self.opts.parallel == "auto":
-            self.parallel = auto_parallel(
-                self._on_gpu, _kv_bytes(llm, self.opts.n_ctx), _available_memory()
-            )
+            available = _free_vram() if self._on_gpu else _available_memory()
+            self.parallel = auto_parallel(self._on_gpu, _kv_bytes(llm, self.opts.n_ctx), available)
+        self._pieces = _Pieces(llm)
         self._llm = llm
         return llm
 
     @property
     def _on_gpu(self) -> bool:
         return self.gpu_layers != 0 and gpu_build()
+
+    @property
+    def _flash_attn(self) -> bool:
+        return self._on_gpu if self.opts.flash_attn is None else self.opts.flash_attn
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig) -> ModelOutput:
         if self.parallel != 1:
@@ -149,7 +187,7 @@ class LlamaCppProvider(LocalProvider):
         body = prompt.removeprefix(self._bos) if self._bos else prompt
         tokens = llm.tokenize(body.encode("utf-8"), add_bos=True, special=True)
         budget = min(config.max_tokens, self.opts.n_ctx - len(tokens))
-        return _Stream(llm, tokens, self.stops(config), budget)
+        return _Stream(self._pieces, tokens, self.stops(config), budget)
 
     def _complete(self, llm: llama_cpp.Llama, prompt: str, config: GenerateConfig) -> ModelOutput:
         start = time.perf_counter()
@@ -191,12 +229,14 @@ class LlamaCppProvider(LocalProvider):
         with self._lock:
             llm = self.load()
             if self._engine is None:
+                backend = self.opts.backend_sampling
                 self._engine = BatchEngine(
                     llm._model.model,
                     llm.context_params,
                     slots=self.parallel,
                     n_ctx_per_slot=self.opts.n_ctx,
                     n_batch=self.opts.n_batch,
+                    backend_sampling=self._on_gpu if backend is None else backend,
                 )
             return self._engine, llm
 
@@ -265,13 +305,32 @@ class LlamaCppProvider(LocalProvider):
             self._llm = None
 
 
+class _Pieces:
+    """Each token's bytes and whether it ends generation, looked up once per model: a dict
+    lookup per sampled token instead of two calls into llama.cpp."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        self._llm = llm
+        self._known: dict[int, bytes | None] = {}
+
+    def __call__(self, token: int) -> bytes | None:
+        """The token's bytes, or None for an end-of-generation token."""
+        try:
+            return self._known[token]
+        except KeyError:
+            eog = llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token)
+            piece = None if eog else self._llm.detokenize([token])
+            self._known[token] = piece
+            return piece
+
+
 class _Stream(TokenSink):
     """Sampled tokens to text; done at end of generation, a stop string or the token budget."""
 
     def __init__(
-        self, llm: llama_cpp.Llama, prompt_tokens: list[int], stops: tuple[str, ...], budget: int
+        self, pieces: _Pieces, prompt_tokens: list[int], stops: tuple[str, ...], budget: int
     ) -> None:
-        self.llm = llm
+        self.pieces = pieces
         self.prompt_tokens = prompt_tokens
         self.stops = stops
         self.budget = budget
@@ -279,20 +338,18 @@ class _Stream(TokenSink):
         self.n_out = 0
         self.finish: FinishReason = "length"
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._previous = list(prompt_tokens)
-        self._vocab = llm._model.vocab
 
     def push(self, token: int) -> bool:
         if self.n_out >= self.budget:
             return True
-        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+        piece = self.pieces(token)
+        if piece is None:
             self.finish = "stop"
             return True
         self.n_out += 1
-        piece = self._decoder.decode(self.llm.detokenize([token], prev_tokens=self._previous))
-        self._previous.append(token)
-        self.text += piece
-        cut = cut_at_stop(self.text, self.stops, len(piece))
+        text = self._decoder.decode(piece)
+        self.text += text
+        cut = cut_at_stop(self.text, self.stops, len(text))
         if cut is not None:
             self.text = self.text[:cut]
             self.finish = "stop"
