@@ -3,6 +3,7 @@ KV cache, CUDA graphs) end to end through `run_benchmark`, against the limits of
 
     python bench/gpu_humaneval.py --model PATH.gguf [--rounds 3] [--out DIR]
     python bench/gpu_humaneval.py --dummy qwen2.5-coder-1.5b-instruct --replay lengths.json
+    python bench/gpu_humaneval.py --model PATH.gguf --speculate 8   # against --speculate 0
 
 Real weights: after warm-up (weights loaded and moved, graphs captured, one warm-up run) each
 round runs the whole of `codeduel run humaneval` in-process on the loaded model (sandbox start,
@@ -120,6 +121,7 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
         "max_len": str(args.max_len),
         "dtype": args.dtype,
         "compile": str(args.compile).lower(),
+        "speculate": str(args.speculate),
     }
     provider = TransformersProvider(args.model, TransformersOptions.model_validate(options))
     start = time.perf_counter()
@@ -219,6 +221,7 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
         f"median latency {statistics.median(s['latency_s'] for s in single):.3f} s",
         flush=True,
     )
+    speculation(engine, report)
     report["weights_bytes"] = engine.forward.w.nbytes()
     report["params"] = engine.forward.shape.params()
     report["shape"] = engine.forward.shape.__dict__
@@ -235,7 +238,12 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
     start = time.perf_counter()
     weights = dummy_weights(shape, device, dtype)
     engine = TorchEngine(
-        weights, slots=args.parallel, max_len=args.max_len, stop_ids=[], compile=args.compile
+        weights,
+        slots=args.parallel,
+        max_len=args.max_len,
+        stop_ids=[],
+        compile=args.compile,
+        speculate=args.speculate,
     )
     capture_s = engine.forward.capture_all()
     report["warmup"] = {"load_s": time.perf_counter() - start - capture_s, "capture_s": capture_s}
@@ -287,6 +295,7 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
     report["single_stream"] = single
     rates = [s["decode_tokens_per_s"] for s in single]
     print(f"single stream: median {statistics.median(rates):.0f} tok/s", flush=True)
+    speculation(engine, report)
     report["weights_bytes"] = weights.nbytes()
     report["params"] = shape.params()
     report["shape"] = shape.__dict__
@@ -341,6 +350,18 @@ def scaling(args: argparse.Namespace, device: torch.device, report: dict) -> Non
     report["scaling"] = rows
 
 
+def speculation(engine: Any, report: dict) -> None:
+    """Prompt-lookup drafts over the whole run (warm-up, rounds and single stream)."""
+    report["speculate"] = engine.speculate
+    report["drafted"], report["accepted"] = engine.drafted, engine.accepted
+    rate = engine.accepted / engine.drafted if engine.drafted else 0.0
+    print(
+        f"speculate {engine.speculate}: accepted {engine.accepted} of {engine.drafted} "
+        f"draft tokens ({rate:.0%})",
+        flush=True,
+    )
+
+
 def limits(report: dict) -> None:
     """Each figure as a fraction of the machine's limit."""
     bw, flops = report["bandwidth_Bps"], report["bf16_flops"]
@@ -381,6 +402,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=8)
     parser.add_argument("--out", default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile each layer")
+    parser.add_argument("--speculate", type=int, default=0, help="prompt-lookup draft tokens")
     parser.add_argument("--scaling", action="store_true", help="samples-per-task sweep")
     parser.add_argument("--tasks", type=int, default=16)
     parser.add_argument("--samples-per-task", type=int, nargs="+", default=[1, 10, 100])
@@ -417,7 +439,9 @@ def main() -> None:
     print(json.dumps(summary, indent=1), flush=True)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        suffix = "-compiled" if args.compile else ""
+        suffix = ("-compiled" if args.compile else "") + (
+            f"-speculate{args.speculate}" if args.speculate else ""
+        )
         name = f"gpu-{args.dummy or Path(args.model).stem}{suffix}.json"
         (Path(args.out) / name).write_text(json.dumps(report, indent=1, default=str))
 

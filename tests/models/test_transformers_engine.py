@@ -138,6 +138,86 @@ def test_a_stop_token_ends_only_its_sequence(
     assert len(done_other.tokens) == 12 or other.ended
 
 
+@pytest.fixture(scope="module")
+def repeating_ids(hf: tuple[Any, Any]) -> list[list[int]]:
+    """Prompts whose greedy answers repeat them, so that prompt-lookup drafts are accepted."""
+    _, tokenizer = hf
+    texts = [
+        "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,",
+        "The cat sat on the mat. The cat sat on the mat. The cat",
+        "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(",
+    ]
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def test_speculation_gives_the_greedy_tokens_and_accepts_drafts(
+    hf: tuple[Any, Any], prompt_ids: list[list[int]], repeating_ids: list[list[int]]
+) -> None:
+    model, _ = hf
+    budgets = [24, 9, 17, 31, 26, 40, 30]
+    requests = list(zip(prompt_ids[:3] + repeating_ids + prompt_ids[3:], budgets, strict=True))
+    expected = [reference(model, ids, n) for ids, n in requests]
+    # 3 slots for 8 requests, speculating at 2 or fewer active: slots are freed and refilled,
+    # and steps switch between the plain chunks and verify steps; while the sampled request
+    # runs, every step is a plain one. The repeating prompts come late, to be in the tail.
+    engine = TorchEngine(
+        from_hf(model, torch.device("cpu"), torch.float32),
+        slots=3,
+        max_len=160,
+        stop_ids=[],
+        speculate=4,
+        speculate_max_batch=2,
+    )
+    try:
+        futures = [engine.submit(ids, budget=n, sink=Collect()) for ids, n in requests[:4]]
+        sampled = engine.submit(prompt_ids[1], budget=10, sink=Collect(), temperature=1.0)
+        futures += [engine.submit(ids, budget=n, sink=Collect()) for ids, n in requests[4:]]
+        got = [f.result(timeout=240).tokens for f in futures]
+        assert len(sampled.result(timeout=60).tokens) == 10
+    finally:
+        engine.close()
+    assert got == expected
+    # Drafts were verified, some taken and some refused: both paths of a verify step ran.
+    assert 0 < engine.accepted < engine.drafted
+    assert engine.steps < sum(len(t) for t in expected)
+
+
+def test_speculation_stops_inside_the_accepted_tokens(
+    hf: tuple[Any, Any], repeating_ids: list[list[int]]
+) -> None:
+    model, _ = hf
+    ids, other = repeating_ids[0], repeating_ids[1]
+    free = reference(model, ids, 24)
+    # The stop token ends the other prompt's answer, never this one's.
+    free_other = reference(model, other, 24)
+    stop = next(t for t in free_other[6:] if t not in free)
+    engine = TorchEngine(
+        from_hf(model, torch.device("cpu"), torch.float32),
+        slots=2,
+        max_len=128,
+        stop_ids=[stop],
+        speculate=6,
+    )
+    try:
+        sinks = [Collect(stop_after=j) for j in range(3, 9)]
+        futures = [engine.submit(ids, budget=24, sink=sink) for sink in sinks]
+        # Budgets that end mid-step, and the stop token.
+        budgets = [engine.submit(ids, budget=j, sink=Collect()) for j in (5, 10)]
+        ender = Collect()
+        ended = engine.submit(other, budget=24, sink=ender)
+        done = [f.result(timeout=120).tokens for f in futures]
+        by_budget = [f.result(timeout=120).tokens for f in budgets]
+        until_stop = ended.result(timeout=120).tokens
+    finally:
+        engine.close()
+    # A sink that says done gets no token after it, whatever the step had accepted.
+    for j, (sink, tokens) in enumerate(zip(sinks, done, strict=True), start=3):
+        assert tokens == sink.tokens == free[:j]
+    assert by_budget == [free[:5], free[:10]]
+    assert until_stop == free_other[: free_other.index(stop)] and ender.ended
+    assert 0 < engine.accepted < engine.drafted
+
+
 def test_a_prompt_that_leaves_no_room_is_refused(hf: tuple[Any, Any]) -> None:
     model, _ = hf
     engine = TorchEngine(
@@ -188,6 +268,35 @@ def test_provider_batched_equals_one_at_a_time(provider_model: Model) -> None:
         assert out.prompt_text is not None and out.prompt_text.endswith("```python\n")
     # The fence-stopped HumanEval answers end by the stop string, within their budget.
     assert any(o.finish_reason == "stop" for o in together[:4])
+
+
+def test_provider_speculation_gives_the_same_answers(provider_model: Model) -> None:
+    model = load_model(
+        parse_model_spec(f"transformers/{TINY}"),
+        {"device": "cpu", "dtype": "float32", "parallel": "3", "max_len": "1024", "speculate": "5"},
+    )
+    tasks = load_benchmark("humaneval").select(limit=3)
+    prompts = []
+    for task in tasks:
+        prompt = code_prompt(task)
+        prompts.append((prompt.messages, prompt.config(GenerateConfig(max_tokens=60))))
+
+    def run(model: Model) -> list:
+        async def go() -> list:
+            return await asyncio.gather(*(model.generate(m, c) for m, c in prompts))
+
+        return asyncio.run(go())
+
+    try:
+        plain = run(Model(provider_model.spec, provider_model.provider))
+        speculated = run(model)
+        engine = model.provider._engine  # type: ignore[attr-defined]
+    finally:
+        model.close()
+    # The same text cut at the same stop strings, from fewer steps.
+    assert [o.text for o in speculated] == [o.text for o in plain]
+    assert [o.finish_reason for o in speculated] == [o.finish_reason for o in plain]
+    assert engine.accepted > 0
 
 
 def test_sampling_draws_differ_and_stay_in_vocab(provider_model: Model) -> None:

@@ -6,7 +6,8 @@ rotate-half layout that Hugging Face checkpoints use) over `Weights`. Prompts ar
 together, right-padded under one causal mask. A decode step reads and writes static buffers, so
 on CUDA it is captured as a CUDA graph, one per (batch bucket, context bucket), and a step costs
 one graph launch instead of hundreds of kernel launches; with `compile`, torch.compile fuses
-each elementwise piece into one kernel.
+each elementwise piece into one kernel. A verify step (prompt-lookup speculation) runs the
+pending token and `draft` proposed tokens of each row in one forward, captured the same way.
 """
 
 from __future__ import annotations
@@ -99,6 +100,44 @@ def _decode_layer(
     return torch.addmm(h, f.act(gate_up), layer.down.t())
 
 
+def _verify_layer(
+    f: _Pointwise,
+    h: torch.Tensor,
+    layer: Layer,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    rows: torch.Tensor,
+    at: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    mask: torch.Tensor,
+    s: Shape,
+) -> torch.Tensor:
+    """One decoder layer for `t` consecutive tokens of each of `n` sequences (`h` holds their
+    n × t rows, each sequence's together), written as `_decode_layer`: every token's keys and
+    values go into the cache first, then the mask lets each token see its row's cache up to
+    its own position (`at`), so the `t` tokens attend causally among themselves."""
+    m, length = h.shape[0], mask.shape[-1]
+    heads, kv, hd = s.heads, s.kv_heads, s.head_dim
+    n, group = mask.shape[0] // kv, heads // kv
+    t = m // n
+    qkv = F.linear(f.norm(h, layer.norm1, s.rms_eps), layer.qkv, layer.qkv_bias)
+    qk = f.rope(qkv, cos, sin, heads, kv, hd)
+    k_cache[rows, :, at] = qk[:, heads:]
+    v_cache[rows, :, at] = qkv[:, (heads + kv) * hd :].view(m, kv, hd)
+    # [n * kv, group * t, hd]: each kv head's query heads for all t tokens, one batched matmul.
+    q = qk[:, :heads].view(n, t, kv, group, hd).permute(0, 2, 3, 1, 4)
+    q = q.reshape(n * kv, group * t, hd)
+    keys = k_cache[:n, :, :length].reshape(n * kv, length, hd)
+    values = v_cache[:n, :, :length].reshape(n * kv, length, hd)
+    scores = torch.baddbmm(mask, q, keys.transpose(1, 2), alpha=1.0 / math.sqrt(hd))
+    att = torch.bmm(torch.softmax(scores, dim=-1), values)
+    att = att.view(n, kv, group, t, hd).permute(0, 3, 1, 2, 4).reshape(m, heads * hd)
+    h = torch.addmm(h, att, layer.o.t())
+    gate_up = F.linear(f.norm(h, layer.norm2, s.rms_eps), layer.gate_up)
+    return torch.addmm(h, f.act(gate_up), layer.down.t())
+
+
 def pick(logits: torch.Tensor, temps: torch.Tensor, tops: torch.Tensor) -> torch.Tensor:
     """Per row: greedy where the temperature is 0, else top-p, temperature, Gumbel-max."""
     greedy = logits.argmax(dim=-1)
@@ -132,6 +171,8 @@ class Forward:
     Decode steps work on rows [0, n): the scheduler keeps its active sequences there. A step
     reads `tokens_buf`/`pos_buf` and writes `out_buf`, so that on CUDA it can be replayed as a
     graph; `decode` runs up to `steps_per_read` of them back to back before reading them.
+    With `draft` > 0, `verify` checks that many proposed tokens per row in one step, for
+    batches of up to `draft_rows` rows (its graphs are captured for those buckets only).
     """
 
     def __init__(
@@ -143,6 +184,8 @@ class Forward:
         steps_per_read: int = 8,
         cuda_graphs: bool = True,
         compile: bool = False,
+        draft: int = 0,
+        draft_rows: int = 0,
     ) -> None:
         self.w = weights
         self.shape = s = weights.shape
@@ -172,9 +215,17 @@ class Forward:
         self.top_p_buf = torch.ones(slots, device=dev, dtype=torch.float32)
         self.out_buf = torch.zeros(slots, device=dev, dtype=torch.long)
         self.ring = torch.zeros(steps_per_read, slots, device=dev, dtype=torch.long)
+        # Verify steps: the drafts in (-1 pads), per row the argmax after the pending token
+        # and each draft, then the number of drafts accepted.
+        self.draft = draft
+        self.draft_buf = torch.full((slots, draft), -1, device=dev, dtype=torch.long)
+        self.verify_buf = torch.zeros(slots, draft + 2, device=dev, dtype=torch.long)
         self.batch_buckets = _buckets(slots, 1)
         self.len_buckets = _buckets(max_len, min(256, max_len))
+        top = _bucket(self.batch_buckets, draft_rows) if draft and draft_rows else 0
+        self.draft_buckets = [b for b in self.batch_buckets if b <= top]
         self.graphs: dict[tuple[int, int, bool], torch.cuda.CUDAGraph] = {}
+        self.verify_graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
         self._pool: Any = None
 
     # -- prefill -----------------------------------------------------------------------------
@@ -289,6 +340,69 @@ class Forward:
         self.tokens_buf[:n] = self.out_buf[:n]
         self.pos_buf[:n] = torch.clamp(pos + 1, max=self.max_len - 1)
 
+    def verify(self, n: int, drafts: list[list[int]], need: int) -> list[list[int]]:
+        """One step of rows [0, n) over their pending token and `draft` proposed tokens each
+        (`drafts`, padded with -1, which never matches). Per row: the model's argmax after the
+        pending token and after each draft, then the count of drafts accepted (the longest
+        prefix equal to the argmax before it). The step buffers already advance past them:
+        tokens_buf holds the argmax after the last accepted one, the next pending token."""
+        batch = _bucket(self.batch_buckets, n)
+        length = _bucket(self.len_buckets, need)
+        with torch.inference_mode():
+            self.draft_buf[:n] = torch.tensor(drafts, dtype=torch.long).to(self.device)
+            if not self.graphs_enabled:
+                self._verify(batch, length)
+            else:
+                graph = self.verify_graphs.get((batch, length))
+                if graph is None:
+                    graph = self.capture_verify(batch, length)
+                graph.replay()
+            rows: list[list[int]] = self.verify_buf[:n].tolist()
+        return rows
+
+    def _verify(self, n: int, length: int) -> None:
+        """The verify step of slots [0, n): reads tokens_buf/pos_buf/draft_buf, writes the KV
+        entries of all k + 1 tokens at pos..pos+k and verify_buf, advances the step buffers by
+        the accepted count + 1. Drafts past the accepted ones leave KV entries beyond the new
+        position, which the mask hides until later steps overwrite them."""
+        s, t = self.shape, self.draft + 1
+        dev = self.device
+        drafts, pos = self.draft_buf[:n], self.pos_buf[:n]
+        tokens = torch.cat([self.tokens_buf[:n, None], drafts.clamp(min=0)], dim=1)
+        # Clamped: rows past the active ones hold stale positions; theirs is wasted work.
+        at = torch.clamp(pos[:, None] + torch.arange(t, device=dev), max=self.max_len - 1)
+        rows = torch.arange(n, device=dev)[:, None].expand(n, t).reshape(n * t)
+        flat = at.reshape(n * t)
+        cos, sin = self.cos[flat][:, None, :], self.sin[flat][:, None, :]
+        visible = torch.arange(length, device=dev)[None, None, :] <= at[:, :, None]
+        # [n * kv, group * t, length], laid out as `_verify_layer` groups its queries.
+        mask = torch.zeros(n, 1, 1, t, length, device=dev, dtype=self.dtype)
+        mask = mask.masked_fill(~visible[:, None, None], float("-inf"))
+        group = s.heads // s.kv_heads
+        mask = mask.expand(n, s.kv_heads, group, t, length).reshape(n * s.kv_heads, -1, length)
+        h = self.w.embed[tokens.reshape(n * t)]
+        for i, layer in enumerate(self.w.layers):
+            h = _verify_layer(
+                self._pointwise,
+                h,
+                layer,
+                self.k_cache[i],
+                self.v_cache[i],
+                rows,
+                flat,
+                cos,
+                sin,
+                mask,
+                s,
+            )
+        logits = F.linear(_rms_norm(h, self.w.norm, s.rms_eps), self.w.lm_head)
+        best = logits.argmax(dim=-1).view(n, t)
+        accepted = (best[:, :-1] == drafts).long().cumprod(dim=1).sum(dim=1)
+        self.verify_buf[:n, :t] = best
+        self.verify_buf[:n, t] = accepted
+        self.tokens_buf[:n] = best.gather(1, accepted[:, None])[:, 0]
+        self.pos_buf[:n] = torch.clamp(pos + accepted + 1, max=self.max_len - 1)
+
     def move(self, src: list[int], dst: list[int]) -> None:
         """Move the KV rows and step state of slots `src` into slots `dst`."""
         src_t = torch.tensor(src, device=self.device)
@@ -313,15 +427,26 @@ class Forward:
 
     def capture(self, n: int, length: int, sample: bool) -> torch.cuda.CUDAGraph:
         """Capture the decode step of `n` rows over a context of `length` (in inference mode)."""
+        graph = self._capture(lambda: self._decode(n, length, sample), self.out_buf)
+        self.graphs[(n, length, sample)] = graph
+        return graph
+
+    def capture_verify(self, n: int, length: int) -> torch.cuda.CUDAGraph:
+        """Capture the verify step of `n` rows over a context of `length` (in inference mode)."""
+        graph = self._capture(lambda: self._verify(n, length), self.verify_buf)
+        self.verify_graphs[(n, length)] = graph
+        return graph
+
+    def _capture(self, step: Callable[[], None], out: torch.Tensor) -> torch.cuda.CUDAGraph:
         # The warm-up run before capture advances the step buffers: put them back after it.
         # Its KV writes are the ones the next real step makes anyway (same inputs).
-        buffers = (self.tokens_buf, self.pos_buf, self.out_buf)
+        buffers = (self.tokens_buf, self.pos_buf, out)
         saved = [b.clone() for b in buffers]
         # torch.cuda.Stream's constructor is unannotated (and torch may be absent when checked).
         stream = torch.cuda.Stream()  # type: ignore[no-untyped-call, unused-ignore]
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            self._decode(n, length, sample)
+            step()
         torch.cuda.current_stream().wait_stream(stream)
         for buf, old in zip(buffers, saved, strict=True):
             buf.copy_(old)
@@ -329,12 +454,12 @@ class Forward:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
-            self._decode(n, length, sample)
-        self.graphs[(n, length, sample)] = graph
+            step()
         return graph
 
     def capture_all(self, sample: bool = False) -> float:
-        """Capture every decode graph now, before any work is submitted; returns seconds."""
+        """Capture every decode graph (and verify graph) now, before any work is submitted;
+        returns seconds."""
         start = time.perf_counter()
         if self.graphs_enabled:
             with torch.inference_mode():
@@ -342,5 +467,9 @@ class Forward:
                     for length in self.len_buckets:
                         if (n, length, sample) not in self.graphs:
                             self.capture(n, length, sample)
+                for n in self.draft_buckets:
+                    for length in self.len_buckets:
+                        if (n, length) not in self.verify_graphs:
+                            self.capture_verify(n, length)
             torch.cuda.synchronize()
         return time.perf_counter() - start

@@ -40,6 +40,11 @@ class TransformersOptions(ProviderOptions):
     # On CUDA, torch.compile fuses each layer's elementwise pieces (norm, rotary, activation)
     # into one kernel each: 1.3x the single-stream speed of the 1.5B model, ~10 s more warm-up.
     compile: bool = True
+    # Prompt-lookup speculation: draft tokens verified per step while at most
+    # `speculate_max_batch` sequences, all greedy, are active (the run's tail); 0 is off.
+    # Greedy answers are the same tokens either way.
+    speculate: int = Field(default=0, ge=0, le=16)
+    speculate_max_batch: int = Field(default=4, ge=1, le=64)
 
 
 class TransformersProvider(LocalProvider):
@@ -129,6 +134,8 @@ class TransformersProvider(LocalProvider):
             stop_ids=sorted(stop_ids),
             cuda_graphs=self.opts.cuda_graphs,
             compile=self.opts.compile,
+            speculate=self.opts.speculate,
+            speculate_max_batch=self.opts.speculate_max_batch,
         )
         moved = time.perf_counter()
         capture_s = engine.forward.capture_all()
@@ -136,7 +143,7 @@ class TransformersProvider(LocalProvider):
             "load_s": loaded - start,
             "to_device_s": moved - loaded,
             "capture_s": capture_s,
-            "graphs": float(len(engine.forward.graphs)),
+            "graphs": float(len(engine.forward.graphs) + len(engine.forward.verify_graphs)),
         }
         return engine
 
@@ -154,7 +161,7 @@ class TransformersProvider(LocalProvider):
         engine = self._engine or await asyncio.to_thread(self.load)
         prompt = self.render(messages, config)
         tokens = self._tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        if len(tokens) + engine.lookahead + 1 >= engine.max_len:
+        if len(tokens) + engine.headroom >= engine.max_len:
             # No room to answer: an empty answer cut by length, as llamacpp gives (scored).
             return ModelOutput("", "length", len(tokens), 0, 0.0, prompt_text=prompt)
         stops = tuple(config.stop) + self._stops
