@@ -80,6 +80,7 @@ class BatchEngine(Scheduler[_Request, _Slot]):
         n_ctx_per_slot: int,
         n_batch: int,
         backend_sampling: bool = False,
+        kv_unified: bool = False,
     ) -> None:
         super().__init__(slots=slots, what="the llama.cpp batch engine", thread="llama-batch")
         params = llama_cpp.llama_context_params.from_buffer_copy(base)
@@ -87,8 +88,8 @@ class BatchEngine(Scheduler[_Request, _Slot]):
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = slots
-        # One KV stream per sequence: each attends to its own cells only.
-        params.kv_unified = False
+        # By default one KV stream per sequence: each attends to its own cells only.
+        params.kv_unified = kv_unified
         params.no_perf = True
         # A greedy chain per sequence, attached at creation: attaching one later makes
         # llama.cpp reserve its graphs again.

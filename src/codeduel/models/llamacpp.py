@@ -54,6 +54,8 @@ class LlamaCppOptions(ProviderOptions):
     flash_attn: bool | None = None
     # Greedy sampling inside llama.cpp's graph (`_llama_batch`); by default on a GPU only.
     backend_sampling: bool | None = None
+    # One KV cache for all slots instead of a stream per slot (llama.cpp's `kv_unified`).
+    kv_unified: bool = False
     use_mmap: bool = True
     verbose: bool = False
     # Sequences decoded together (continuous batching); 1 decodes one call at a time; `auto`
@@ -237,6 +239,7 @@ class LlamaCppProvider(LocalProvider):
                     n_ctx_per_slot=self.opts.n_ctx,
                     n_batch=self.opts.n_batch,
                     backend_sampling=self._on_gpu if backend is None else backend,
+                    kv_unified=self.opts.kv_unified,
                 )
             return self._engine, llm
 
