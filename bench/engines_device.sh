@@ -104,6 +104,21 @@ measure-job)
     echo "== done $(date -u +%T)"
     touch "$eng/measure.done"
     ;;
+now)
+    # In the foreground, each step's output straight to $OUT (kept if the call runs out).
+    while [ ! -f "$eng/build.done" ]; do sleep 2; done
+    cp "$eng/build.log" "$eng/sha256.txt" "$OUT/" 2>/dev/null
+    timeout ${PROFILE_S:-150} python3 bench/llamacpp_profile.py --model "$M05" ${PROFILE_ARGS:-} \
+        >"$OUT/profile.txt" 2>"$OUT/profile.err"
+    timeout ${SIDE_S:-240} python3 bench/llamacpp_side_by_side.py --model "$M05" \
+        --llama-bench /tmp/lb/bin/llama-bench --batched-bench /tmp/lb/bin/llama-batched-bench \
+        ${SIDE_ARGS:-} --out "$OUT/side-0.5b.json" >"$OUT/side-0.5b.txt" 2>"$OUT/side-0.5b.err"
+    timeout ${FIM_S:-150} python3 -m codeduel run humaneval-fim-single --model "llamacpp/$M05" \
+        --max-tokens 128 --db "$OUT/fim.db" --run-name fim-single-gpu-qwen0.5b --no-progress \
+        >"$OUT/fim-run.txt" 2>&1
+    timeout 60 python3 -m codeduel report fim-single-gpu-qwen0.5b --db "$OUT/fim.db" \
+        >"$OUT/fim-report.md" 2>&1
+    ;;
 collect)
     for _ in $(seq 1 ${WAIT_STEPS:-108}); do
         [ -f "$eng/measure.done" ] && break
