@@ -1,14 +1,16 @@
 """Latency as a person feels it: `codeduel latency`.
 
-Each model gets the benchmark's prompts from a closed loop of users: every user sends a request,
-waits for the whole answer, thinks for `think_time_s`, and sends the next, until the level's
-requests are done; levels of 1, 4 and 16 users by default (one user: each request alone). A
-request's times are taken where the user stands, around the wrapper's `generate`: waiting
-for a free slot (the wrapper's concurrency limit, the engine's queue) counts, as it would in an
-editor. The time to the first token is that wall time less the provider's own decode time
-(its `latency_s - ttft_s`, from the stream's first and last tokens), so it holds the queue,
-the network round trip and the prefill. Calls bypass the call cache (an answer replayed
-from the store has no latency). Figures are summarised as p50, p95 and p99 per model and level.
+Each model gets the benchmark's prompts as `run` sends a first attempt (a fill-in-the-middle
+task as its prefix and suffix where the provider takes FIM natively, else its chat prompt) from
+a closed loop of users: every user sends a request, waits for the whole answer, thinks for
+`think_time_s`, and sends the next, until the level's requests are done; levels of 1, 4 and 16
+users by default (one user: each request alone). A request's times are taken where the user
+stands, around the wrapper's `generate`: waiting for a free slot (the wrapper's concurrency
+limit, the engine's queue) counts, as it would in an editor. The time to the first token is that
+wall time less the provider's own decode time (its `latency_s - ttft_s`, from the stream's first
+and last tokens), so it holds the queue, the network round trip and the prefill. Calls bypass
+the call cache (an answer replayed from the store has no latency). Figures are summarised as
+p50, p95 and p99 per model and level.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from codeduel.benchmarks import Task
@@ -101,12 +103,20 @@ def percentile(values: Sequence[float], q: float) -> float:
 def prompt_requests(
     tasks: Sequence[Task], model: Model, base: GenerateConfig
 ) -> list[tuple[str, tuple[Message, ...], GenerateConfig]]:
-    """(task id, messages, config) per task, as `run` would send its first attempt."""
-    prefill = model.provider.capabilities.supports_prefill
-    out = []
+    """(task id, messages, config) per task, as `run` would send its first attempt: a
+    fill-in-the-middle task to a provider that takes FIM natively as its prefix and suffix
+    alone (no messages, the task's stops), any other task as its chat prompt."""
+    capabilities = model.provider.capabilities
+    out: list[tuple[str, tuple[Message, ...], GenerateConfig]] = []
     for task in tasks:
+        fim = task.fim()
+        if fim is not None and capabilities.infill:
+            config = replace(base, infill=fim, prefill="", stop=task.fim_stops())
+            out.append((task.task_id, (), config))
+            continue
         prompt = code_prompt(task)
-        out.append((task.task_id, prompt.messages, prompt.config(base, use_prefill=prefill)))
+        config = prompt.config(base, use_prefill=capabilities.supports_prefill)
+        out.append((task.task_id, prompt.messages, config))
     return out
 
 

@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -35,6 +35,7 @@ __all__ = [
     "Fault",
     "Recorded",
     "Script",
+    "canonical_answers",
     "cut",
     "dropped",
     "error_event",
@@ -136,6 +137,54 @@ def echo(request: dict[str, Any]) -> str:
     """Default script: repeat the last user message."""
     users = [m for m in request.get("messages", []) if m.get("role") == "user"]
     return f"echo: {_content_text(users[-1]['content'])}" if users else "echo"
+
+
+def canonical_answers(tasks: Sequence[Any], wrong_every: int = 6) -> Script:
+    """A script that answers each task's chat prompt with its canonical solution in a code
+    block, as a model that solves it would, but for every `wrong_every`-th task (the 6th, 12th,
+    ... in the order given), which it gets wrong: its speed and accuracy are set by the caller
+    and say nothing about a real model.
+
+    A fill-in-the-middle task (its `fim()` gives the prefix and suffix, which its chat prompt
+    shows around `<FILL_ME>`) is answered with the canonical middle alone, the wrong one with
+    `return None` at the middle's indentation; any other task with its prompt and canonical
+    body, the wrong one `    return None`. A prompt of no task gets `pass`. A prefilled
+    answer (the request's last turn the assistant's) goes on from where the prefill ends."""
+    hole = "<FILL_ME>"
+    middles: dict[str, str] = {}
+    bodies: dict[str, str] = {}
+    for n, task in enumerate(tasks):
+        wrong = wrong_every > 0 and n % wrong_every == wrong_every - 1
+        solution = task.canonical_solution or ""
+        fim = task.fim()
+        if fim is not None:
+            indent = solution[: len(solution) - len(solution.lstrip(" \t"))]
+            middle = f"{indent}return None\n" if wrong else solution
+            middles[f"{fim[0]}{hole}{fim[1]}"] = middle if middle.endswith("\n") else middle + "\n"
+        else:
+            body = "    return None\n" if wrong else solution
+            bodies[task.prompt.strip()] = f"{task.prompt}{body}"
+
+    def answer(content: str) -> str:
+        for shown, middle in middles.items():
+            if shown in content:
+                return f"```python\n{middle}```"
+        for prompt, code in bodies.items():
+            if prompt in content:
+                return f"```python\n{code}```"
+        return "```python\npass\n```"
+
+    def script(request: dict[str, Any]) -> str:
+        messages = request.get("messages", [])
+        users = [m for m in messages if m.get("role") == "user"]
+        text = answer(_content_text(users[0]["content"]) if users else "")
+        # A prefilled answer (a final assistant turn) is continued, not repeated.
+        if messages and messages[-1].get("role") == "assistant":
+            prefill = _content_text(messages[-1].get("content"))
+            text = text.removeprefix(prefill)
+        return text
+
+    return script
 
 
 _ANTHROPIC_ERROR_TYPES = {
