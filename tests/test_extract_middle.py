@@ -61,3 +61,17 @@ def test_a_chat_answer_without_a_block_is_its_text_and_a_span_drops_the_blocks_n
     # A random span ending mid-line: `tot` + `al += x` in the suffix.
     found = extract_middle("```python\ntot\n```", "    ", "al += x\n", chat=True)
     assert found.code == "tot"
+
+
+def test_a_middle_whose_last_line_ends_with_the_suffixs_text_is_kept() -> None:
+    """HumanEval/92's line 4 is `        return False` before the suffix `    return False`:
+    the middle ends with the suffix's text, but not from a line's start, so nothing of it
+    repeats the code after the hole (the cut took it down to its indentation)."""
+    prefix, suffix = "def f(x):\n    if x:\n", "    return False\n"
+    answer = "```python\n        return False\n```"
+    found = extract_middle(answer, prefix, suffix, chat=True, whole_lines=True)
+    assert found.code == "        return False\n"
+    # Written again from a line's start, the suffix is still cut.
+    again = "```python\n        return True\n    return False\n```"
+    cut = extract_middle(again, prefix, suffix, chat=True, whole_lines=True)
+    assert cut.code == "        return True\n"

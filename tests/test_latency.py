@@ -153,8 +153,8 @@ def _stand_in_middles(
     return out
 
 
-# extract_middle cuts a chat answer's middle that ends with the whole suffix as text, though
-# not at a line's start: "        return False\n" ends with the suffix "    return False\n".
+# A middle whose text ends with the whole suffix, though not from a line's start:
+# "        return False\n" before the suffix "    return False\n" (extract_middle cut it once).
 _SUFFIX_CUT_MIDLINE = "SingleLineInfilling/HumanEval/92/L4"
 
 
@@ -162,8 +162,6 @@ def test_the_stand_ins_fim_answers_extract_to_the_canonical_middle_or_every_sixt
     tasks = load_benchmark("humaneval-fim-single").tasks
     got = _stand_in_middles(tasks)
     for n, (task, middle) in enumerate(got):
-        if task.task_id == _SUFFIX_CUT_MIDLINE:
-            continue
         if n % 6 == 5:
             indent = middle[: len(middle) - len(middle.lstrip())]
             assert middle == f"{indent}return None\n" != task.canonical_solution, task.task_id
@@ -171,7 +169,6 @@ def test_the_stand_ins_fim_answers_extract_to_the_canonical_middle_or_every_sixt
             assert middle == task.canonical_solution, task.task_id
 
 
-@pytest.mark.xfail(strict=True, reason="extract_middle's whole-suffix cut is not line-aligned")
 def test_a_middle_that_ends_with_the_suffix_text_midline_is_kept() -> None:
     task = next(
         t for t in load_benchmark("humaneval-fim-single").tasks if t.task_id == _SUFFIX_CUT_MIDLINE

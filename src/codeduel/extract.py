@@ -467,8 +467,11 @@ def _cut_repeated_prefix(middle: str, prefix: str) -> str:
 def _cut_repeated_suffix(middle: str, suffix: str) -> str:
     """`middle` without the longest run of its last whole lines that is the suffix's start,
     ending a line of it (the answer went on into the code after the hole)."""
-    if suffix.strip() and middle.endswith(suffix):
-        return middle[: len(middle) - len(suffix)]
+    cut = len(middle) - len(suffix)
+    # The whole suffix written again, from a line's start: a middle whose own last line ends
+    # with the suffix's text (`        return False` before `    return False`) is kept.
+    if suffix.strip() and middle.endswith(suffix) and (cut == 0 or middle[cut - 1] == "\n"):
+        return middle[:cut]
     best = len(middle)
     starts = [0, *(i + 1 for i, ch in enumerate(middle[:-1]) if ch == "\n")]
     for start in starts:
