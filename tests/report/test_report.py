@@ -178,6 +178,12 @@ def test_time_per_problem_is_the_systems_throughput_not_a_requests_latency(
     text = render_markdown([report], report_costs().local)
     assert "| Wall s per problem | Request latency p50 / p95 s |" in text
     assert "| 13.67 | 192.08 / 440.30 |" in text
+    # Throughput in llama.cpp's tools' units: the engine's, all sequences together, and one
+    # sequence's decode rate (16 shared the engine here: 1.5 tokens/s each).
+    assert row.output_tokens_per_s is not None and row.decode_tokens_per_s is not None
+    assert f"; {row.output_tokens_per_s:.1f} output tokens per second of engine time (all " in text
+    assert row.decode_tokens_per_s == pytest.approx(1.5, abs=0.1)
+    assert f"; {row.decode_tokens_per_s:.1f} tokens/s per sequence while it decodes" in text
 
 
 def test_each_system_says_how_its_answers_were_sampled(

@@ -240,8 +240,15 @@ def run_notes(run: Run, rows: list[ReportRow]) -> list[str]:
                 else ""
             )
             + (
-                f"; {r.output_tokens_per_s:.1f} output tokens per second of engine time"
+                f"; {r.output_tokens_per_s:.1f} output tokens per second of engine time (all "
+                "sequences together, prompts' time included: llama-batched-bench's B x TG / T)"
                 if r.local and r.output_tokens_per_s
+                else ""
+            )
+            + (
+                f"; {r.decode_tokens_per_s:.1f} tokens/s per sequence while it decodes (a call "
+                "alone: llama-bench's tg)"
+                if r.local and r.decode_tokens_per_s
                 else ""
             )
         )
