@@ -9,6 +9,8 @@
 #   bash /tmp/frozen/bench/engines_device.sh models    # reassemble and check both GGUFs
 #   STEPS="llama transformers fim" bash /tmp/frozen/bench/engines_device.sh measure
 #   bash /tmp/frozen/bench/engines_device.sh collect   # wait up to 9 minutes, results to $OUT
+#   SIDE_ARGS=... bash /tmp/frozen/bench/engines_device.sh now-llama   # both GGUFs, foreground
+#   TF_ARGS=... bash /tmp/frozen/bench/engines_device.sh now-tf        # both GGUFs, foreground
 # llama.cpp's sources travel as .lsrc/llama-src.tgz: llama-cpp-python 0.3.36's vendored
 # llama.cpp (models/, docs/, tests/ and other backends stripped) and its Python package.
 # Results gather in /tmp/eng. The code that runs is .frozen/ (`git archive HEAD`), so what
@@ -118,6 +120,26 @@ now)
         >"$OUT/fim-run.txt" 2>&1
     timeout 60 python3 -m codeduel report fim-single-gpu-qwen0.5b --db "$OUT/fim.db" \
         >"$OUT/fim-report.md" 2>&1
+    ;;
+now-llama)
+    # Both GGUFs against llama.cpp's tools, in the foreground, each model's output to $OUT.
+    while [ ! -f "$eng/build.done" ]; do sleep 2; done
+    cp "$eng/build.log" "$eng/sha256.txt" "$OUT/" 2>/dev/null
+    for m in "$M05" "$M15"; do
+        name=$(basename "$m" .gguf)
+        timeout ${SIDE_S:-240} python3 bench/llamacpp_side_by_side.py --model "$m" \
+            --llama-bench /tmp/lb/bin/llama-bench --batched-bench /tmp/lb/bin/llama-batched-bench \
+            ${SIDE_ARGS:-} --out "$OUT/side-$name.json" >"$OUT/side-$name.txt" 2>&1
+    done
+    ;;
+now-tf)
+    # The transformers engine on both GGUFs (one load each, every --speculate variant).
+    for m in "$M05" "$M15"; do
+        name=$(basename "$m" .gguf)
+        timeout ${TF_S:-280} python3 bench/gpu_humaneval.py --model "$m" --compile \
+            ${TF_ARGS:---rounds 2 --e2e-rounds 2 --single 8 --speculate 0 8:4 8:64} \
+            --out "$OUT/tf-$name" >"$OUT/tf-$name.txt" 2>&1
+    done
     ;;
 collect)
     for _ in $(seq 1 ${WAIT_STEPS:-108}); do

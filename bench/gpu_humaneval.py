@@ -3,7 +3,7 @@ KV cache, CUDA graphs) end to end through `run_benchmark`, against the limits of
 
     python bench/gpu_humaneval.py --model PATH.gguf [--rounds 3] [--out DIR]
     python bench/gpu_humaneval.py --dummy qwen2.5-coder-1.5b-instruct --replay lengths.json
-    python bench/gpu_humaneval.py --model PATH.gguf --speculate 8   # against --speculate 0
+    python bench/gpu_humaneval.py --model PATH.gguf --speculate 0 8 8:64   # one load, 3 engines
 
 Real weights: after warm-up (weights loaded and moved, graphs captured, one warm-up run) each
 round runs the whole of `codeduel run humaneval` in-process on the loaded model (sandbox start,
@@ -112,8 +112,6 @@ def generate_all(provider: Any, prompts: list[tuple[Any, GenerateConfig]]) -> tu
 
 def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -> None:
     from codeduel.models.transformers import TransformersOptions, TransformersProvider
-    from codeduel.runner import RunOptions, run_benchmark
-    from codeduel.store import Store
 
     options = {
         "device": args.device,
@@ -121,8 +119,10 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
         "max_len": str(args.max_len),
         "dtype": args.dtype,
         "compile": str(args.compile).lower(),
-        "speculate": str(args.speculate),
     }
+    variants = [parse_variant(v) for v in args.speculate]
+    first, first_batch = variants[0]
+    options["speculate"], options["speculate_max_batch"] = str(first), str(first_batch)
     provider = TransformersProvider(args.model, TransformersOptions.model_validate(options))
     start = time.perf_counter()
     provider.load()
@@ -133,13 +133,74 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
     for task in tasks:
         prompt = code_prompt(task)
         prompts.append((prompt.messages, prompt.config(base)))
-    warm_s, _ = generate_all(provider, prompts[:32])
-    report["warmup"] = {**provider.timings, "load_total_s": load_s, "first_32_tasks_s": warm_s}
-    print(f"warm-up: {json.dumps(report['warmup'])}", flush=True)
-
+    report["warmup"] = {**provider.timings, "load_total_s": load_s}
     engine = provider._engine
+    report["weights_bytes"] = engine.forward.w.nbytes()
+    report["params"] = engine.forward.shape.params()
+    report["shape"] = engine.forward.shape.__dict__
+    report["variants"] = {}
+    for k, max_batch in variants:
+        if (k, max_batch) != (engine.speculate, engine.speculate_max_batch):
+            engine = swap_engine(provider, k, max_batch)
+        name = f"speculate={k}" + (f" max_batch={max_batch}" if k else "")
+        print(f"== {name}", flush=True)
+        part: dict[str, Any] = {"capture_s": engine.forward.capture_all()}
+        measure_variant(args, provider, options, prompts, base, part)
+        report["variants"][name] = part
+        # Greedy answers must not depend on speculation: the same text as the first variant.
+        reference = next(iter(report["variants"].values()))["answers"]
+        same = sum(part["answers"][i] == text for i, text in reference.items())
+        part["answers_same_as_first"] = same
+        print(f"answers identical to the first variant's: {same}/{len(reference)}", flush=True)
+    provider.close()
+
+
+def parse_variant(text: str) -> tuple[int, int]:
+    """`K` or `K:MAXB`: draft tokens per step, and the largest batch that speculates."""
+    k, _, max_batch = text.partition(":")
+    return int(k), int(max_batch or 4)
+
+
+def swap_engine(provider: Any, k: int, max_batch: int) -> Any:
+    """A new engine over the same weights with other speculation settings (no reload)."""
+    from codeduel.models._torch_engine import TorchEngine
+
+    old = provider._engine
+    weights, stops = old.forward.w, sorted(old._stop_set)
+    old.close()
+    torch.cuda.empty_cache()
+    provider._engine = TorchEngine(
+        weights,
+        slots=provider.opts.parallel,
+        max_len=provider.opts.max_len,
+        stop_ids=stops,
+        cuda_graphs=provider.opts.cuda_graphs,
+        compile=provider.opts.compile,
+        speculate=k,
+        speculate_max_batch=max_batch,
+    )
+    return provider._engine
+
+
+def measure_variant(
+    args: argparse.Namespace,
+    provider: Any,
+    options: dict[str, str],
+    prompts: list[tuple[Any, GenerateConfig]],
+    base: GenerateConfig,
+    report: dict,
+) -> None:
+    """Warm-up, generation-only rounds, end-to-end rounds and single stream on one engine."""
+    from codeduel.runner import RunOptions, run_benchmark
+    from codeduel.store import Store
+
+    warm_s, _ = generate_all(provider, prompts[:32])
+    report["first_32_tasks_s"] = warm_s
+    engine = provider._engine
+    engine.drafted = engine.accepted = 0
     profile = step_profile(engine)
     gen_rounds = []
+    answers: list[dict[str, str]] = []
     for _ in range(args.rounds):
         steps0, step_s0 = engine.steps, engine.step_s
         gen_s, outputs = generate_all(provider, prompts)
@@ -156,8 +217,10 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
                 "tokens_per_s": tokens / gen_s,
             }
         )
+        answers.append({str(i): o.text for i, o in enumerate(outputs)})
         print(f"generation only: {json.dumps(gen_rounds[-1])}", flush=True)
     report["generation_only"] = gen_rounds
+    report["answers"] = answers[-1]
     report["step_profile"] = profile.summary()
     print(f"steps by batch: {json.dumps(report['step_profile'])}", flush=True)
 
@@ -165,7 +228,7 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
     e2e = []
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "runs.db")
-        for i in range(args.rounds):
+        for i in range(args.e2e_rounds):
             opts = RunOptions(
                 benchmark="humaneval",
                 models=(spec,),
@@ -222,10 +285,6 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
         flush=True,
     )
     speculation(engine, report)
-    report["weights_bytes"] = engine.forward.w.nbytes()
-    report["params"] = engine.forward.shape.params()
-    report["shape"] = engine.forward.shape.__dict__
-    provider.close()
 
 
 def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None:
@@ -243,7 +302,8 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
         max_len=args.max_len,
         stop_ids=[],
         compile=args.compile,
-        speculate=args.speculate,
+        speculate=parse_variant(args.speculate[0])[0],
+        speculate_max_batch=parse_variant(args.speculate[0])[1],
     )
     capture_s = engine.forward.capture_all()
     report["warmup"] = {"load_s": time.perf_counter() - start - capture_s, "capture_s": capture_s}
@@ -351,7 +411,7 @@ def scaling(args: argparse.Namespace, device: torch.device, report: dict) -> Non
 
 
 def speculation(engine: Any, report: dict) -> None:
-    """Prompt-lookup drafts over the whole run (warm-up, rounds and single stream)."""
+    """Prompt-lookup drafts over the variant's measured work (rounds and single stream)."""
     report["speculate"] = engine.speculate
     report["drafted"], report["accepted"] = engine.drafted, engine.accepted
     rate = engine.accepted / engine.drafted if engine.drafted else 0.0
@@ -362,11 +422,12 @@ def speculation(engine: Any, report: dict) -> None:
     )
 
 
-def limits(report: dict) -> None:
-    """Each figure as a fraction of the machine's limit."""
+def limits(report: dict, part: dict | None = None) -> None:
+    """Each figure (of `part`, one variant's, else the report's own) as a fraction of the
+    machine's limit."""
     bw, flops = report["bandwidth_Bps"], report["bf16_flops"]
-    weights = report["weights_bytes"]
-    s = report["shape"]
+    weights, params, s = report["weights_bytes"], report["params"], report["shape"]
+    report = report if part is None else part
     kv_per_token = 2 * s["layers"] * s["kv_heads"] * s["head_dim"] * 2
     single = report["single_stream"]
     if single:
@@ -378,7 +439,7 @@ def limits(report: dict) -> None:
         report["single_stream_limit_tokens_per_s"] = limit
         report["single_stream_fraction_of_limit"] = rate / limit
     best = min(report["generation_only"], key=lambda r: r["wall_s"])
-    flop_per_token = 2 * report["params"]
+    flop_per_token = 2 * params
     report["batched_flops"] = best["tokens_per_s"] * flop_per_token
     report["batched_fraction_of_peak_flops"] = report["batched_flops"] / flops
     # The run's floor: its longest answer's steps at the single-stream limit.
@@ -402,7 +463,14 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=8)
     parser.add_argument("--out", default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile each layer")
-    parser.add_argument("--speculate", type=int, default=0, help="prompt-lookup draft tokens")
+    parser.add_argument(
+        "--speculate",
+        nargs="+",
+        default=["0"],
+        help="prompt-lookup draft tokens per step, K or K:MAX_BATCH; several are measured one "
+        "after another on the same loaded weights",
+    )
+    parser.add_argument("--e2e-rounds", type=int, default=3, help="end-to-end rounds")
     parser.add_argument("--scaling", action="store_true", help="samples-per-task sweep")
     parser.add_argument("--tasks", type=int, default=16)
     parser.add_argument("--samples-per-task", type=int, nargs="+", default=[1, 10, 100])
@@ -434,13 +502,20 @@ def main() -> None:
         real_weights(args, device, report)
     report["peak_vram_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     report["peak_vram_reserved_bytes"] = torch.cuda.max_memory_reserved(device)
-    limits(report)
+    for part in report.get("variants", {}).values():
+        limits(report, part)
+    if "variants" not in report:
+        limits(report)
     summary = {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
+    for name, part in report.get("variants", {}).items():
+        summary[name] = {k: v for k, v in part.items() if not isinstance(v, (list, dict))}
     print(json.dumps(summary, indent=1), flush=True)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         suffix = ("-compiled" if args.compile else "") + (
-            f"-speculate{args.speculate}" if args.speculate else ""
+            "-speculate" + "_".join(args.speculate).replace(":", "x")
+            if args.speculate != ["0"]
+            else ""
         )
         name = f"gpu-{args.dummy or Path(args.model).stem}{suffix}.json"
         (Path(args.out) / name).write_text(json.dumps(report, indent=1, default=str))

@@ -66,9 +66,17 @@ def tool(cmd: list[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-def provider(model: str, fa: bool, parallel: int | str, n_ctx: int) -> LlamaCppProvider:
+def provider(
+    model: str, fa: bool, parallel: int | str, n_ctx: int, kv_unified: bool = False
+) -> LlamaCppProvider:
     options = LlamaCppOptions.model_validate(
-        {"flash_attn": fa, "parallel": parallel, "n_ctx": n_ctx, "n_gpu_layers": -1}
+        {
+            "flash_attn": fa,
+            "parallel": parallel,
+            "n_ctx": n_ctx,
+            "n_gpu_layers": -1,
+            "kv_unified": kv_unified,
+        }
     )
     p = LlamaCppProvider(model, options)
     p.load()
@@ -99,6 +107,61 @@ def single_stream(p: LlamaCppProvider, n: int, rounds: int) -> float:
         ).result()
         assert done.first_token is not None
         rates.append((n - 1) / (done.ended - done.first_token))
+    return statistics.median(rates[1:])
+
+
+def bare_loop(p: LlamaCppProvider, n: int, rounds: int, seqs: int, greedy_chain: bool) -> float:
+    """llama.cpp's own loop through llama-cpp-python's ctypes, as `llama-bench` runs tg: a
+    fresh context of `seqs` sequences (one KV stream each), one token a call into sequence 0
+    and `llama_synchronize`, no sampling; with `greedy_chain`, a greedy chain attached to
+    every sequence as the engine's backend sampling does, and its token read. Median tokens/s
+    over `rounds` (after a warm-up), so the engine's own overhead shows apart from the
+    context's."""
+    import ctypes
+
+    import llama_cpp
+
+    from codeduel.models._llama_batch import _greedy_chain
+
+    assert p._llm is not None
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = seqs * (n + 8)
+    params.n_batch = params.n_ubatch = 512
+    params.n_seq_max = seqs
+    params.flash_attn_type = p._llm.context_params.flash_attn_type
+    params.n_threads = params.n_threads_batch = p._llm.context_params.n_threads
+    params.no_perf = True
+    chains = [_greedy_chain() for _ in range(seqs)] if greedy_chain else []
+    if chains:
+        configs = (llama_cpp.llama_sampler_seq_config * seqs)(
+            *(
+                llama_cpp.llama_sampler_seq_config(i, ctypes.cast(c, ctypes.c_void_p))
+                for i, c in enumerate(chains)
+            )
+        )
+        params.samplers, params.n_samplers = configs, seqs
+        params.n_outputs_max_per_seq = 1
+    ctx = llama_cpp.llama_init_from_model(p._llm.model, params)
+    memory = llama_cpp.llama_get_memory(ctx)
+    batch = llama_cpp.llama_batch_init(1, 0, 1)
+    token = p._llm.token_bos()
+    rates = []
+    for _ in range(rounds + 1):
+        llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
+        start = time.perf_counter()
+        for i in range(n):
+            batch.token[0], batch.pos[0], batch.n_seq_id[0] = token, i, 1
+            batch.seq_id[0][0], batch.logits[0], batch.n_tokens = 0, True, 1
+            if llama_cpp.llama_decode(ctx, batch) != 0:
+                raise SystemExit("llama_decode failed in the bare loop")
+            if chains:
+                token = llama_cpp.llama_get_sampled_token_ith(ctx, 0)
+            llama_cpp.llama_synchronize(ctx)
+        rates.append(n / (time.perf_counter() - start))
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)
+    for chain in chains:
+        llama_cpp.llama_sampler_free(chain)
     return statistics.median(rates[1:])
 
 
@@ -147,6 +210,16 @@ def main() -> None:
     ap.add_argument("--answer", type=int, default=260)
     ap.add_argument("--tg", type=int, default=256)
     ap.add_argument("--fa", type=int, nargs="+", default=[0, 1])
+    ap.add_argument(
+        "--single-engines",
+        nargs="+",
+        default=["auto"],
+        help="engines for the single stream: slots (auto or N >= 2), ':unified' for one KV "
+        "cache; the first is the headline figure",
+    )
+    ap.add_argument(
+        "--bare", action="store_true", help="also time bare ctypes decode loops (bare_loop)"
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-humaneval", action="store_true")
     ap.add_argument("--out", type=Path)
@@ -175,19 +248,39 @@ def main() -> None:
             ]
         )
         theirs = rows[0]["avg_ts"]
-        p = provider(path, bool(fa), "auto", 4096)
-        ours = single_stream(p, args.tg, args.rounds + 2)
-        p.close()
-        report["single"][f"fa{fa}"] = {
-            "llama_bench_tg": theirs,
-            "codeduel": ours,
-            "ratio": ours / theirs,
-        }
-        print(
-            f"single stream fa={fa}: llama-bench tg{args.tg} {theirs:.0f} tok/s, "
-            f"codeduel {ours:.0f} tok/s, ratio {ours / theirs:.3f}",
-            flush=True,
-        )
+        if args.bare:
+            p = provider(path, bool(fa), 1, 4096)
+            for seqs, chain in ((1, False), (1, True), (256, False), (256, True)):
+                rate = bare_loop(p, args.tg, args.rounds + 2, seqs, chain)
+                key = f"fa{fa} bare seqs={seqs}" + (" greedy-chain" if chain else "")
+                report["single"][key] = {"llama_bench_tg": theirs, "codeduel": rate}
+                print(
+                    f"single stream fa={fa}: llama-bench tg{args.tg} {theirs:.0f} tok/s, "
+                    f"bare ctypes loop ({seqs} seqs{', greedy chain' if chain else ''}) "
+                    f"{rate:.0f} tok/s, ratio {rate / theirs:.3f}",
+                    flush=True,
+                )
+            p.close()
+        for i, variant in enumerate(args.single_engines):
+            slots, _, layout = variant.partition(":")
+            parallel = slots if slots == "auto" else int(slots)
+            p = provider(path, bool(fa), parallel, 4096, kv_unified=layout == "unified")
+            ours = single_stream(p, args.tg, args.rounds + 2)
+            key = f"fa{fa}" if i == 0 else f"fa{fa} {variant}"
+            report["single"][key] = {
+                "llama_bench_tg": theirs,
+                "codeduel": ours,
+                "ratio": ours / theirs,
+                "slots": p.parallel,
+                "kv_unified": layout == "unified",
+            }
+            p.close()
+            print(
+                f"single stream fa={fa}: llama-bench tg{args.tg} {theirs:.0f} tok/s, "
+                f"codeduel ({variant}: {report['single'][key]['slots']} slots) {ours:.0f} "
+                f"tok/s, ratio {ours / theirs:.3f}",
+                flush=True,
+            )
 
     fa = max(args.fa)
     ctx = args.prompt + args.answer + 8
