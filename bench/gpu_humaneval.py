@@ -121,8 +121,9 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
         "compile": str(args.compile).lower(),
     }
     variants = [parse_variant(v) for v in args.speculate]
-    first, first_batch = variants[0]
+    first, first_batch, first_attention = variants[0]
     options["speculate"], options["speculate_max_batch"] = str(first), str(first_batch)
+    options["attention"] = first_attention
     provider = TransformersProvider(args.model, TransformersOptions.model_validate(options))
     start = time.perf_counter()
     provider.load()
@@ -139,29 +140,34 @@ def real_weights(args: argparse.Namespace, device: torch.device, report: dict) -
     report["params"] = engine.forward.shape.params()
     report["shape"] = engine.forward.shape.__dict__
     report["variants"] = {}
-    for k, max_batch in variants:
-        if (k, max_batch) != (engine.speculate, engine.speculate_max_batch):
-            engine = swap_engine(provider, k, max_batch)
-        name = f"speculate={k}" + (f" max_batch={max_batch}" if k else "")
+    for k, max_batch, attention in variants:
+        now = (engine.speculate, engine.speculate_max_batch, engine.attention)
+        if (k, max_batch, attention) != now:
+            engine = swap_engine(provider, k, max_batch, attention)
+        name = f"speculate={k}" + (f" max_batch={max_batch}" if k else "") + f" {attention}"
         print(f"== {name}", flush=True)
         part: dict[str, Any] = {"capture_s": engine.forward.capture_all()}
         measure_variant(args, provider, options, prompts, base, part)
         report["variants"][name] = part
-        # Greedy answers must not depend on speculation: the same text as the first variant.
-        reference = next(iter(report["variants"].values()))["answers"]
+        # Greedy answers must not depend on speculation: the same text as the variant with
+        # the same attention and no speculation (else the first).
+        plain = f"speculate=0 {attention}"
+        against = plain if plain in report["variants"] else next(iter(report["variants"]))
+        reference = report["variants"][against]["answers"]
         same = sum(part["answers"][i] == text for i, text in reference.items())
-        part["answers_same_as_first"] = same
-        print(f"answers identical to the first variant's: {same}/{len(reference)}", flush=True)
+        part["answers_same_as"] = {"variant": against, "same": same, "of": len(reference)}
+        print(f"answers identical to {against}'s: {same}/{len(reference)}", flush=True)
     provider.close()
 
 
-def parse_variant(text: str) -> tuple[int, int]:
-    """`K` or `K:MAXB`: draft tokens per step, and the largest batch that speculates."""
-    k, _, max_batch = text.partition(":")
-    return int(k), int(max_batch or 4)
+def parse_variant(text: str) -> tuple[int, int, str]:
+    """`K[:MAXB[:ATTENTION]]`: draft tokens per step, the largest batch that speculates (4),
+    and the decode attention (torch or triton)."""
+    k, max_batch, attention = [*text.split(":"), "", ""][:3]
+    return int(k), int(max_batch or 4), attention or "torch"
 
 
-def swap_engine(provider: Any, k: int, max_batch: int) -> Any:
+def swap_engine(provider: Any, k: int, max_batch: int, attention: str) -> Any:
     """A new engine over the same weights with other speculation settings (no reload)."""
     from codeduel.models._torch_engine import TorchEngine
 
@@ -178,6 +184,7 @@ def swap_engine(provider: Any, k: int, max_batch: int) -> Any:
         compile=provider.opts.compile,
         speculate=k,
         speculate_max_batch=max_batch,
+        attention=attention,
     )
     return provider._engine
 
@@ -304,6 +311,7 @@ def replay(args: argparse.Namespace, device: torch.device, report: dict) -> None
         compile=args.compile,
         speculate=parse_variant(args.speculate[0])[0],
         speculate_max_batch=parse_variant(args.speculate[0])[1],
+        attention=parse_variant(args.speculate[0])[2],
     )
     capture_s = engine.forward.capture_all()
     report["warmup"] = {"load_s": time.perf_counter() - start - capture_s, "capture_s": capture_s}
@@ -467,8 +475,9 @@ def main() -> None:
         "--speculate",
         nargs="+",
         default=["0"],
-        help="prompt-lookup draft tokens per step, K or K:MAX_BATCH; several are measured one "
-        "after another on the same loaded weights",
+        help="engine variants K[:MAX_BATCH[:ATTENTION]]: prompt-lookup draft tokens per step, "
+        "the largest batch that speculates, torch or triton attention; several are measured "
+        "one after another on the same loaded weights",
     )
     parser.add_argument("--e2e-rounds", type=int, default=3, help="end-to-end rounds")
     parser.add_argument("--scaling", action="store_true", help="samples-per-task sweep")

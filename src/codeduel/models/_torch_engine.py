@@ -107,6 +107,7 @@ class TorchEngine(Scheduler[_Request, _Seq]):
         speculate: int = 0,
         speculate_max_batch: int = 4,
         max_ngram: int = 3,
+        attention: str = "torch",
         gather_s: float = 0.002,
         prefill_tokens: int = 32768,
         on_step: Callable[[int, float], None] | None = None,
@@ -121,7 +122,9 @@ class TorchEngine(Scheduler[_Request, _Seq]):
             compile=compile,
             draft=speculate,
             draft_rows=speculate_max_batch,
+            attention=attention,
         )
+        self.attention = attention
         self.max_len = max_len
         self.prefill_tokens = prefill_tokens
         self.lookahead = lookahead

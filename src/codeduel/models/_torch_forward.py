@@ -81,20 +81,26 @@ def _decode_layer(
     sin: torch.Tensor,
     mask: torch.Tensor,
     s: Shape,
+    fused: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One decoder layer for one new token of each of `n` sequences (slots 0..n-1), in few
-    kernels: the residual adds ride in the output matmuls (addmm), softmax writes bf16."""
+    kernels: the residual adds ride in the output matmuls (addmm), softmax writes bf16. With
+    `fused` (`_torch_attention.step_attention`; `cos`/`sin` are then the whole tables),
+    rotation, the cache writes and attention are one kernel."""
     n, length = h.shape[0], mask.shape[-1]
     heads, kv, hd = s.heads, s.kv_heads, s.head_dim
     qkv = F.linear(f.norm(h, layer.norm1, s.rms_eps), layer.qkv, layer.qkv_bias)
-    qk = f.rope(qkv, cos, sin, heads, kv, hd)
-    k_cache[rows, :, pos] = qk[:, heads:]
-    v_cache[rows, :, pos] = qkv[:, (heads + kv) * hd :].view(n, kv, hd)
-    q = qk[:, :heads].reshape(n * kv, heads // kv, hd)
-    keys = k_cache[:n, :, :length].reshape(n * kv, length, hd)
-    values = v_cache[:n, :, :length].reshape(n * kv, length, hd)
-    scores = torch.baddbmm(mask, q, keys.transpose(1, 2), alpha=1.0 / math.sqrt(hd))
-    att = torch.bmm(torch.softmax(scores, dim=-1), values).view(n, heads * hd)
+    if fused is not None:
+        att = fused(qkv, k_cache, v_cache, pos, cos, sin, heads, kv, hd)
+    else:
+        qk = f.rope(qkv, cos, sin, heads, kv, hd)
+        k_cache[rows, :, pos] = qk[:, heads:]
+        v_cache[rows, :, pos] = qkv[:, (heads + kv) * hd :].view(n, kv, hd)
+        q = qk[:, :heads].reshape(n * kv, heads // kv, hd)
+        keys = k_cache[:n, :, :length].reshape(n * kv, length, hd)
+        values = v_cache[:n, :, :length].reshape(n * kv, length, hd)
+        scores = torch.baddbmm(mask, q, keys.transpose(1, 2), alpha=1.0 / math.sqrt(hd))
+        att = torch.bmm(torch.softmax(scores, dim=-1), values).view(n, heads * hd)
     h = torch.addmm(h, att, layer.o.t())
     gate_up = F.linear(f.norm(h, layer.norm2, s.rms_eps), layer.gate_up)
     return torch.addmm(h, f.act(gate_up), layer.down.t())
@@ -112,16 +118,24 @@ def _verify_layer(
     sin: torch.Tensor,
     mask: torch.Tensor,
     s: Shape,
+    fused: Callable[..., torch.Tensor] | None = None,
+    pos: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One decoder layer for `t` consecutive tokens of each of `n` sequences (`h` holds their
     n × t rows, each sequence's together), written as `_decode_layer`: every token's keys and
     values go into the cache first, then the mask lets each token see its row's cache up to
-    its own position (`at`), so the `t` tokens attend causally among themselves."""
+    its own position (`at`), so the `t` tokens attend causally among themselves. With `fused`
+    the kernel does all of it from each row's first position `pos` and the whole tables."""
     m, length = h.shape[0], mask.shape[-1]
     heads, kv, hd = s.heads, s.kv_heads, s.head_dim
+    qkv = F.linear(f.norm(h, layer.norm1, s.rms_eps), layer.qkv, layer.qkv_bias)
+    if fused is not None:
+        att = fused(qkv, k_cache, v_cache, pos, cos, sin, heads, kv, hd)
+        h = torch.addmm(h, att, layer.o.t())
+        gate_up = F.linear(f.norm(h, layer.norm2, s.rms_eps), layer.gate_up)
+        return torch.addmm(h, f.act(gate_up), layer.down.t())
     n, group = mask.shape[0] // kv, heads // kv
     t = m // n
-    qkv = F.linear(f.norm(h, layer.norm1, s.rms_eps), layer.qkv, layer.qkv_bias)
     qk = f.rope(qkv, cos, sin, heads, kv, hd)
     k_cache[rows, :, at] = qk[:, heads:]
     v_cache[rows, :, at] = qkv[:, (heads + kv) * hd :].view(m, kv, hd)
@@ -186,6 +200,7 @@ class Forward:
         compile: bool = False,
         draft: int = 0,
         draft_rows: int = 0,
+        attention: str = "torch",
     ) -> None:
         self.w = weights
         self.shape = s = weights.shape
@@ -196,6 +211,12 @@ class Forward:
         # Compiling needs Triton, which comes with CUDA builds of torch.
         self.compiled = compile and self.device.type == "cuda"
         self._pointwise = _Pointwise.compiled() if self.compiled else _Pointwise()
+        # Decode attention as one Triton kernel (`_torch_attention`), or torch's five.
+        self._fused: Callable[..., torch.Tensor] | None = None
+        if attention == "triton":
+            from codeduel.models._torch_attention import step_attention
+
+            self._fused = step_attention
         dev = self.device
         cache_shape = (s.layers, slots, s.kv_heads, max_len, s.head_dim)
         self.k_cache = torch.zeros(cache_shape, device=dev, dtype=self.dtype)
@@ -312,12 +333,17 @@ class Forward:
         s = self.shape
         tokens, pos = self.tokens_buf[:n], self.pos_buf[:n]
         rows = torch.arange(n, device=self.device)
-        cos, sin = self.cos[pos][:, None, :], self.sin[pos][:, None, :]
-        visible = torch.arange(length, device=self.device)[None, :] <= pos[:, None]
-        # [n * kv, 1, length]: broadcast over each kv head's group of query heads.
-        mask = torch.zeros(n, 1, 1, length, device=self.device, dtype=self.dtype)
-        mask = mask.masked_fill(~visible[:, None, None, :], float("-inf"))
-        mask = mask.expand(n, s.kv_heads, 1, length).reshape(n * s.kv_heads, 1, length)
+        if self._fused is not None:
+            # The kernel reads the tables at each row's position and stops at its length.
+            cos, sin = self.cos, self.sin
+            mask = torch.empty(0, 0, length, device=self.device)
+        else:
+            cos, sin = self.cos[pos][:, None, :], self.sin[pos][:, None, :]
+            visible = torch.arange(length, device=self.device)[None, :] <= pos[:, None]
+            # [n * kv, 1, length]: broadcast over each kv head's group of query heads.
+            mask = torch.zeros(n, 1, 1, length, device=self.device, dtype=self.dtype)
+            mask = mask.masked_fill(~visible[:, None, None, :], float("-inf"))
+            mask = mask.expand(n, s.kv_heads, 1, length).reshape(n * s.kv_heads, 1, length)
         h = self.w.embed[tokens]
         for i, layer in enumerate(self.w.layers):
             h = _decode_layer(
@@ -332,6 +358,7 @@ class Forward:
                 sin,
                 mask,
                 s,
+                self._fused,
             )
         logits = F.linear(_rms_norm(h, self.w.norm, s.rms_eps), self.w.lm_head)
         self.out_buf[:n] = (
@@ -373,13 +400,18 @@ class Forward:
         at = torch.clamp(pos[:, None] + torch.arange(t, device=dev), max=self.max_len - 1)
         rows = torch.arange(n, device=dev)[:, None].expand(n, t).reshape(n * t)
         flat = at.reshape(n * t)
-        cos, sin = self.cos[flat][:, None, :], self.sin[flat][:, None, :]
-        visible = torch.arange(length, device=dev)[None, None, :] <= at[:, :, None]
-        # [n * kv, group * t, length], laid out as `_verify_layer` groups its queries.
-        mask = torch.zeros(n, 1, 1, t, length, device=dev, dtype=self.dtype)
-        mask = mask.masked_fill(~visible[:, None, None], float("-inf"))
-        group = s.heads // s.kv_heads
-        mask = mask.expand(n, s.kv_heads, group, t, length).reshape(n * s.kv_heads, -1, length)
+        if self._fused is not None:
+            cos, sin = self.cos, self.sin
+            mask = torch.empty(0, 0, length, device=dev)
+        else:
+            cos, sin = self.cos[flat][:, None, :], self.sin[flat][:, None, :]
+            visible = torch.arange(length, device=dev)[None, None, :] <= at[:, :, None]
+            # [n * kv, group * t, length], laid out as `_verify_layer` groups its queries.
+            mask = torch.zeros(n, 1, 1, t, length, device=dev, dtype=self.dtype)
+            mask = mask.masked_fill(~visible[:, None, None], float("-inf"))
+            group = s.heads // s.kv_heads
+            mask = mask.expand(n, s.kv_heads, group, t, length)
+            mask = mask.reshape(n * s.kv_heads, -1, length)
         h = self.w.embed[tokens.reshape(n * t)]
         for i, layer in enumerate(self.w.layers):
             h = _verify_layer(
@@ -394,6 +426,8 @@ class Forward:
                 sin,
                 mask,
                 s,
+                self._fused,
+                pos,
             )
         logits = F.linear(_rms_norm(h, self.w.norm, s.rms_eps), self.w.lm_head)
         best = logits.argmax(dim=-1).view(n, t)

@@ -44,7 +44,10 @@ class TransformersOptions(ProviderOptions):
     # `speculate_max_batch` sequences, all greedy, are active (the run's tail); 0 is off.
     # Greedy answers are the same tokens either way.
     speculate: int = Field(default=0, ge=0, le=16)
-    speculate_max_batch: int = Field(default=4, ge=1, le=64)
+    speculate_max_batch: int = Field(default=4, ge=1, le=1024)
+    # Decode attention: torch's kernels, or one fused Triton kernel per layer (CUDA only:
+    # `_torch_attention`).
+    attention: Literal["torch", "triton"] = "torch"
 
 
 class TransformersProvider(LocalProvider):
@@ -136,6 +139,7 @@ class TransformersProvider(LocalProvider):
             compile=self.opts.compile,
             speculate=self.opts.speculate,
             speculate_max_batch=self.opts.speculate_max_batch,
+            attention=self.opts.attention,
         )
         moved = time.perf_counter()
         capture_s = engine.forward.capture_all()
