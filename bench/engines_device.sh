@@ -134,7 +134,7 @@ now-llama)
     ;;
 now-tf)
     # The transformers engine on both GGUFs (one load each, every --speculate variant).
-    for m in "$M05" "$M15"; do
+    for m in ${TF_MODELS:-$M05 $M15}; do
         name=$(basename "$m" .gguf)
         timeout ${TF_S:-280} python3 bench/gpu_humaneval.py --model "$m" --compile \
             ${TF_ARGS:---rounds 2 --e2e-rounds 2 --single 8 --speculate 0 8:4 8:64} \
