@@ -117,17 +117,17 @@ def _step_attention_kernel(  # type: ignore[no-untyped-def]
         at = cells[:, None] * stride_cl + d[None, :]
         kc1 = tl.load(k_row + at, mask=seen[:, None], other=0.0)
         kc2 = tl.load(k_row + at + HALF, mask=seen[:, None], other=0.0)
-        s = (tl.dot(r1, tl.trans(kc1)) + tl.dot(r2, tl.trans(kc2))) * scale
-        s = tl.where(seen[None, :], s, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, axis=1))
+        sc = (tl.dot(r1, tl.trans(kc1)) + tl.dot(r2, tl.trans(kc2))) * scale
+        sc = tl.where(seen[None, :], sc, float("-inf"))
+        m_new = tl.maximum(m, tl.max(sc, axis=1))
         alpha = tl.exp(m - m_new)
-        p = tl.exp(s - m_new[:, None])
-        total = total * alpha + tl.sum(p, axis=1)
+        pc = tl.exp(sc - m_new[:, None])
+        total = total * alpha + tl.sum(pc, axis=1)
         vc1 = tl.load(v_row + at, mask=seen[:, None], other=0.0)
         vc2 = tl.load(v_row + at + HALF, mask=seen[:, None], other=0.0)
-        p = p.to(dtype)
-        acc1 = acc1 * alpha[:, None] + tl.dot(p, vc1)
-        acc2 = acc2 * alpha[:, None] + tl.dot(p, vc2)
+        pc = pc.to(dtype)
+        acc1 = acc1 * alpha[:, None] + tl.dot(pc, vc1)
+        acc2 = acc2 * alpha[:, None] + tl.dot(pc, vc2)
         m = m_new
 
     out_at = OUT + (row * T + j)[:, None] * stride_out + ((kvh * GROUP + g) * hd)[:, None]
