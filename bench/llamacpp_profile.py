@@ -6,8 +6,9 @@
 For each variant, the same synthetic job as bench/llamacpp_side_by_side.py (N prompts of P
 random tokens, exactly A answer tokens each), after a warm-up job: wall time, and within it the
 time spent in `llama_decode` (queueing the work; on a GPU it returns before the work is done),
-in `llama_sampler_sample` (the first read of a step waits for the device) and in
-`llama_synchronize`; the rest is the engine's own Python. Decode calls are split by size so
+in `llama_sampler_sample` or, with backend sampling, `llama_get_sampled_token_ith` (the first
+read of a step waits for the device) and in `llama_synchronize`; the rest is the engine's own
+Python. Decode calls are split by size so
 the prompt calls and the one-token-per-sequence calls show apart.
 """
 
@@ -71,6 +72,10 @@ def main() -> None:
     llama_cpp.llama_decode = timed_decode(llama_cpp.llama_decode)
     llama_cpp.llama_sampler_sample = timed("sample", llama_cpp.llama_sampler_sample)
     llama_cpp.llama_synchronize = timed("synchronize", llama_cpp.llama_synchronize)
+    # Backend sampling's token read: its first call of a step waits for the device.
+    llama_cpp.llama_get_sampled_token_ith = timed(
+        "sampled read", llama_cpp.llama_get_sampled_token_ith
+    )
     rng = random.Random(0)
     variants = [(b, u) for b in args.backend_sampling for u in args.kv_unified]
     for backend, unified in variants:

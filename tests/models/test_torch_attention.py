@@ -181,3 +181,20 @@ class _Count:
 
     def end_of_turn(self) -> None:
         pass
+
+
+def test_auto_picks_the_kernel_on_cuda_only_where_triton_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from codeduel.models.transformers import TransformersOptions, _attention
+
+    assert TransformersOptions().attention == "auto"
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert _attention("auto", cuda) == "triton"
+    assert _attention("auto", cpu) == "torch"  # Triton would only interpret there
+    assert _attention("torch", cuda) == "torch"
+    assert _attention("triton", cpu) == "triton"  # asked for: the interpreter's tests
+    monkeypatch.setitem(sys.modules, "triton", None)  # not installed
+    assert _attention("auto", cuda) == "torch"
