@@ -79,20 +79,21 @@ def _decode_layer(
     pos: torch.Tensor,
     cos: torch.Tensor,
     sin: torch.Tensor,
-    mask: torch.Tensor,
+    mask: torch.Tensor | None,
     s: Shape,
     fused: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One decoder layer for one new token of each of `n` sequences (slots 0..n-1), in few
     kernels: the residual adds ride in the output matmuls (addmm), softmax writes bf16. With
     `fused` (`_torch_attention.step_attention`; `cos`/`sin` are then the whole tables),
-    rotation, the cache writes and attention are one kernel."""
-    n, length = h.shape[0], mask.shape[-1]
+    rotation, the cache writes and attention are one kernel (and `mask` is None)."""
     heads, kv, hd = s.heads, s.kv_heads, s.head_dim
     qkv = F.linear(f.norm(h, layer.norm1, s.rms_eps), layer.qkv, layer.qkv_bias)
     if fused is not None:
         att = fused(qkv, k_cache, v_cache, pos, cos, sin, heads, kv, hd)
     else:
+        assert mask is not None
+        n, length = h.shape[0], mask.shape[-1]
         qk = f.rope(qkv, cos, sin, heads, kv, hd)
         k_cache[rows, :, pos] = qk[:, heads:]
         v_cache[rows, :, pos] = qkv[:, (heads + kv) * hd :].view(n, kv, hd)
@@ -116,7 +117,7 @@ def _verify_layer(
     at: torch.Tensor,
     cos: torch.Tensor,
     sin: torch.Tensor,
-    mask: torch.Tensor,
+    mask: torch.Tensor | None,
     s: Shape,
     fused: Callable[..., torch.Tensor] | None = None,
     pos: torch.Tensor | None = None,
@@ -125,8 +126,8 @@ def _verify_layer(
     n × t rows, each sequence's together), written as `_decode_layer`: every token's keys and
     values go into the cache first, then the mask lets each token see its row's cache up to
     its own position (`at`), so the `t` tokens attend causally among themselves. With `fused`
-    the kernel does all of it from each row's first position `pos` and the whole tables."""
-    m, length = h.shape[0], mask.shape[-1]
+    the kernel does all of it from each row's first position `pos` and the whole tables
+    (and `mask` is None)."""
     heads, kv, hd = s.heads, s.kv_heads, s.head_dim
     qkv = F.linear(f.norm(h, layer.norm1, s.rms_eps), layer.qkv, layer.qkv_bias)
     if fused is not None:
@@ -134,6 +135,8 @@ def _verify_layer(
         h = torch.addmm(h, att, layer.o.t())
         gate_up = F.linear(f.norm(h, layer.norm2, s.rms_eps), layer.gate_up)
         return torch.addmm(h, f.act(gate_up), layer.down.t())
+    assert mask is not None
+    m, length = h.shape[0], mask.shape[-1]
     n, group = mask.shape[0] // kv, heads // kv
     t = m // n
     qk = f.rope(qkv, cos, sin, heads, kv, hd)
@@ -336,7 +339,7 @@ class Forward:
         if self._fused is not None:
             # The kernel reads the tables at each row's position and stops at its length.
             cos, sin = self.cos, self.sin
-            mask = torch.empty(0, 0, length, device=self.device)
+            mask = None
         else:
             cos, sin = self.cos[pos][:, None, :], self.sin[pos][:, None, :]
             visible = torch.arange(length, device=self.device)[None, :] <= pos[:, None]
@@ -402,7 +405,7 @@ class Forward:
         flat = at.reshape(n * t)
         if self._fused is not None:
             cos, sin = self.cos, self.sin
-            mask = torch.empty(0, 0, length, device=dev)
+            mask = None
         else:
             cos, sin = self.cos[flat][:, None, :], self.sin[flat][:, None, :]
             visible = torch.arange(length, device=dev)[None, None, :] <= at[:, :, None]
